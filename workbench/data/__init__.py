@@ -1,0 +1,88 @@
+"""Data: built-in sets (no download), splits, OOD splits and user arrays. Tensors in, tensors out."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+
+import torch
+
+from .builtin import BUILTIN
+from .dataset import Dataset, concat
+
+NAMES = tuple(BUILTIN)
+
+__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES"]
+
+
+def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
+    """Load a built-in data set by name.
+
+    ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
+    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals).
+    ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
+    ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
+    """
+    if not isinstance(name, str) or name not in BUILTIN:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"n must be a positive int (number of samples), got {n!r}")
+    fn = BUILTIN[name]
+    params = inspect.signature(fn).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        valid = [p for p in params if p not in ("n", "seed")]
+        raise ValueError(f"unknown option(s) {unknown} for {name!r}; valid options: {valid}")
+    kwargs = dict(options, seed=seed)
+    if n is not None:
+        kwargs["n"] = n
+    return fn(**kwargs)
+
+
+def ood_split(
+    ds: Dataset,
+    ood_classes,
+    *,
+    frac: float = 0.8,
+    seed: int = 0,
+) -> tuple[Dataset, Dataset, Dataset]:
+    """Split a labelled set into (ID train, ID test, OOD test) by holding out ``ood_classes``.
+
+    ID labels are renumbered 0..C_id-1 in their original order (``meta["label_map"]`` maps
+    new -> original); every OOD sample gets label -1 (its original label is kept in
+    ``meta["original_labels"]``). ``frac`` of the ID samples go to ID train (stratified).
+    """
+    if ds.y is None:
+        raise ValueError("ood_split needs a labelled dataset (ds.y is None)")
+    ood = sorted({int(c) for c in (ood_classes if hasattr(ood_classes, "__iter__") else [ood_classes])})
+    present = sorted(int(c) for c in torch.unique(ds.y) if int(c) >= 0)
+    missing = [c for c in ood if c not in present]
+    if missing:
+        raise ValueError(f"ood_classes {missing} do not occur in the labels; classes present: {present}")
+    id_classes = [c for c in present if c not in ood]
+    if not id_classes:
+        raise ValueError("every class was held out; keep at least one in-distribution class")
+    is_ood = torch.isin(ds.y, torch.tensor(ood, device=ds.y.device)) | (ds.y < 0)
+    remap = torch.full((max(present) + 1,), -1, dtype=torch.int64, device=ds.y.device)
+    remap[torch.tensor(id_classes, device=ds.y.device)] = torch.arange(len(id_classes), device=ds.y.device)
+    id_part = ds.subset(~is_ood)
+    id_part = replace(
+        id_part,
+        y=remap[id_part.y],
+        classes=tuple(ds.classes[c] for c in id_classes) if ds.classes else None,
+        meta={**ds.meta, "label_map": id_classes},
+    )
+    train, test = id_part.split(frac, seed=seed)
+    ood_part = ds.subset(is_ood)
+    ood_part = replace(
+        ood_part,
+        y=torch.full_like(ood_part.y, -1),
+        name=f"{ds.name}[ood {ood}]",
+        classes=train.classes,
+        meta={**ds.meta, "original_labels": ood_part.y.clone(), "ood_classes": ood},
+    )
+    return (
+        replace(train, name=f"{ds.name}[id train]"),
+        replace(test, name=f"{ds.name}[id test]"),
+        ood_part,
+    )

@@ -1,0 +1,323 @@
+"""The ``Dataset``: a pair of tensors (x, y) with a little metadata. No nn, no plotting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+KINDS = ("points", "vector", "image", "signal")
+
+
+def _as_tensor(a, what: str) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a
+    if isinstance(a, np.ndarray):
+        if a.dtype == object:
+            raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric array")
+        return torch.from_numpy(np.ascontiguousarray(a))
+    if isinstance(a, (list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(a))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{what} could not be read as a numeric array: {err}") from err
+    raise TypeError(
+        f"{what} must be a numpy array or a torch tensor, got {type(a).__name__}"
+    )
+
+
+def _guess_kind(x: torch.Tensor) -> str:
+    if x.ndim == 2 and x.shape[1] == 2:
+        return "points"
+    if x.ndim == 4 or (x.ndim == 3 and x.shape[1] > 1 and x.shape[2] > 1 and x.shape[1] == x.shape[2]):
+        return "image"
+    if x.ndim == 3:
+        return "signal"
+    return "vector"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Inputs ``x`` (float32, first axis = samples) and labels ``y`` (int64, ``-1`` = OOD/unknown).
+
+    ``kind`` says what the samples are (``"points"`` 2-D toys, ``"image"`` (N, C, H, W),
+    ``"signal"`` (N, C, L), ``"vector"``); augmentations and views use it. ``y`` may be None
+    for unlabelled data. ``meta`` holds facts about how the set was made (e.g. mode centres).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    name: str = "custom"
+    kind: str = "vector"
+    classes: tuple[str, ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        x, y = self.x, self.y
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"Dataset.x must be a torch.Tensor, got {type(x).__name__}; "
+                "use Dataset.from_arrays(x, y) for numpy or lists"
+            )
+        if x.ndim < 2:
+            raise ValueError(
+                f"Dataset.x must have shape (N, features...) with at least 2 axes, got {tuple(x.shape)}; "
+                "for N scalar features pass x.reshape(-1, 1)"
+            )
+        if x.shape[0] == 0:
+            raise ValueError("the dataset is empty (x has 0 samples); pass at least one sample")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"Dataset.x must be floating point (float32), got {x.dtype}; pass x.float()")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; valid kinds: {', '.join(KINDS)}")
+        if y is not None:
+            if not isinstance(y, torch.Tensor):
+                raise TypeError(f"Dataset.y must be a torch.Tensor or None, got {type(y).__name__}")
+            if y.ndim != 1:
+                raise ValueError(f"Dataset.y must have shape (N,), got {tuple(y.shape)}")
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"x has {x.shape[0]} samples but y has {y.shape[0]}; pass one label per sample"
+                )
+            if y.dtype != torch.int64:
+                raise TypeError(f"Dataset.y must be int64 class indices, got {y.dtype}; pass y.long()")
+            if y.device != x.device:
+                raise ValueError(f"x is on {x.device} but y is on {y.device}; put both on one device")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        x,
+        y=None,
+        *,
+        name: str = "custom",
+        kind: str | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> Dataset:
+        """Build a dataset from user numpy arrays or tensors, checking what it is given.
+
+        ``x``: numeric, shape (N, ...), converted to float32. NaN/inf raise. ``y``: integer class
+        indices of shape (N,) (``-1`` = unknown/OOD), or None. Float labels are refused unless
+        they are whole numbers, so a regression target is never silently truncated.
+        """
+        xt = _as_tensor(x, "x")
+        if xt.dtype == torch.bool:
+            raise TypeError("x holds booleans; pass a numeric array (e.g. x.astype('float32'))")
+        if xt.dtype.is_complex:
+            raise TypeError(f"x must be real, got {xt.dtype}")
+        if xt.ndim == 1:
+            raise ValueError(
+                f"x has shape {tuple(xt.shape)} (one axis); pass (N, features), e.g. x.reshape(-1, 1)"
+            )
+        if xt.ndim == 0 or xt.shape[0] == 0:
+            raise ValueError("x is empty; pass at least one sample")
+        xt = xt.to(torch.float32)
+        bad = ~torch.isfinite(xt)
+        if bad.any():
+            rows = bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten()[:5].tolist()
+            raise ValueError(
+                f"x contains NaN or inf values (first bad rows: {rows}); clean or impute them first"
+            )
+        yt = None
+        if y is not None:
+            yt = _as_tensor(y, "y")
+            if yt.ndim == 2 and yt.shape[1] == 1:
+                raise ValueError(f"y has shape {tuple(yt.shape)}; pass a flat (N,) array, e.g. y.ravel()")
+            if yt.ndim != 1:
+                raise ValueError(f"y must have shape (N,), got {tuple(yt.shape)}")
+            if yt.dtype.is_floating_point:
+                if not torch.isfinite(yt).all():
+                    raise ValueError("y contains NaN or inf; labels must be integer class indices")
+                if not torch.equal(yt, yt.round()):
+                    raise TypeError(
+                        "y holds non-integer floats; pass integer class indices (0..C-1, -1 for OOD). "
+                        "Regression targets are not supported by Dataset"
+                    )
+            elif yt.dtype == torch.bool:
+                pass
+            elif yt.dtype.is_complex:
+                raise TypeError("y must be integer class indices, got complex values")
+            yt = yt.to(torch.int64)
+            if (yt < -1).any():
+                raise ValueError("y has values below -1; use 0..C-1 for classes and -1 for unknown/OOD")
+        return cls(
+            xt,
+            yt,
+            name=name,
+            kind=kind or _guess_kind(xt),
+            classes=tuple(classes) if classes is not None else None,
+        )
+
+    # ------------------------------------------------------------------ basic facts
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(self.x.shape[1:])
+
+    @property
+    def dim(self) -> int:
+        """Number of input features of one sample (product of its shape)."""
+        return int(math.prod(self.x.shape[1:]))
+
+    @property
+    def flat(self) -> torch.Tensor:
+        """``x`` as (N, dim): images and signals flattened."""
+        return self.x.reshape(self.x.shape[0], -1)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (from ``classes`` if set, else 1 + the largest label)."""
+        if self.classes is not None:
+            return len(self.classes)
+        if self.y is None:
+            return 0
+        known = self.y[self.y >= 0]
+        return int(known.max()) + 1 if known.numel() else 0
+
+    @property
+    def labelled(self) -> bool:
+        return self.y is not None
+
+    def __repr__(self) -> str:
+        ys = ""
+        if self.y is not None:
+            n_ood = int((self.y == -1).sum())
+            ys = f", classes={self.n_classes}" + (f", ood={n_ood}" if n_ood else "")
+        return (
+            f"Dataset({self.name!r}, n={len(self)}, sample shape={self.shape}, kind={self.kind!r}"
+            f"{ys}, device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ transforms
+    def to(self, device) -> Dataset:
+        """A copy of the dataset on ``device``."""
+        device = torch.device(device)
+        return replace(
+            self, x=self.x.to(device), y=None if self.y is None else self.y.to(device)
+        )
+
+    def subset(self, index) -> Dataset:
+        """The samples at ``index`` (indices or a boolean mask)."""
+        index = torch.as_tensor(index, device=self.x.device)
+        if index.dtype == torch.bool:
+            if index.shape != (len(self),):
+                raise ValueError(f"a boolean mask must have shape ({len(self)},), got {tuple(index.shape)}")
+            index = index.nonzero().flatten()
+        elif index.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"index must hold integers or booleans, got {index.dtype}")
+        if index.numel() == 0:
+            raise ValueError("the selection is empty; select at least one sample")
+        return replace(
+            self,
+            x=self.x[index],
+            y=None if self.y is None else self.y[index],
+            meta=dict(self.meta),
+        )
+
+    __getitem__ = subset
+
+    def with_labels(self, y) -> Dataset:
+        """Same inputs, new labels (e.g. -1 for OOD)."""
+        y = _as_tensor(y, "y").to(self.x.device)
+        return replace(self, y=y.to(torch.int64) if not y.dtype.is_floating_point else y)
+
+    def split(self, frac: float = 0.8, *, seed: int = 0, stratify: bool = True) -> tuple[Dataset, Dataset]:
+        """Split into (first, second) with ``frac`` of the samples in the first part.
+
+        Stratified by label when labels exist (each class split in the same proportion).
+        """
+        if not (0.0 < frac < 1.0):
+            raise ValueError(f"frac must be strictly between 0 and 1, got {frac}")
+        if len(self) < 2:
+            raise ValueError("cannot split a dataset with fewer than 2 samples")
+        g = torch.Generator().manual_seed(seed)
+        n = len(self)
+        if stratify and self.y is not None:
+            y = self.y.cpu()
+            first, second = [], []
+            for c in torch.unique(y):
+                idx = (y == c).nonzero().flatten()
+                idx = idx[torch.randperm(idx.numel(), generator=g)]
+                k = int(round(frac * idx.numel()))
+                first.append(idx[:k])
+                second.append(idx[k:])
+            a = torch.cat(first)
+            b = torch.cat(second)
+            a = a[torch.randperm(a.numel(), generator=g)]
+            b = b[torch.randperm(b.numel(), generator=g)]
+        else:
+            perm = torch.randperm(n, generator=g)
+            k = int(round(frac * n))
+            a, b = perm[:k], perm[k:]
+        if a.numel() == 0 or b.numel() == 0:
+            raise ValueError(f"frac={frac} leaves one side of the split empty for n={n}")
+        a, b = a.to(self.device), b.to(self.device)
+        return (
+            replace(self.subset(a), name=f"{self.name}[train]"),
+            replace(self.subset(b), name=f"{self.name}[test]"),
+        )
+
+    def loader(
+        self,
+        batch_size: int = 256,
+        *,
+        shuffle: bool = True,
+        seed: int | None = 0,
+        drop_last: bool = False,
+        device=None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One pass over the data in batches ``(x, y)``, optionally moved to ``device``.
+
+        Shuffling uses its own generator seeded by ``seed`` (no global RNG).
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        n = len(self)
+        if shuffle:
+            g = torch.Generator()
+            if seed is not None:
+                g.manual_seed(seed)
+            else:
+                g.seed()
+            order = torch.randperm(n, generator=g).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        x, y = self.x, self.y
+        if device is not None:
+            x = x.to(device)
+            y = None if y is None else y.to(device)
+            order = order.to(device)
+        stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+        for i in range(0, stop, batch_size):
+            idx = order[i : i + batch_size]
+            yield x[idx], (None if y is None else y[idx])
+
+
+def concat(parts: Sequence[Dataset], *, name: str | None = None) -> Dataset:
+    """Concatenate datasets with the same sample shape (labels required on all or none)."""
+    if not parts:
+        raise ValueError("concat needs at least one dataset")
+    shapes = {p.shape for p in parts}
+    if len(shapes) != 1:
+        raise ValueError(f"cannot concatenate samples of different shapes: {sorted(shapes)}")
+    has_y = {p.y is not None for p in parts}
+    if len(has_y) != 1:
+        raise ValueError("either all datasets must have labels or none")
+    x = torch.cat([p.x for p in parts])
+    y = torch.cat([p.y for p in parts]) if parts[0].y is not None else None
+    return Dataset(
+        x, y, name=name or "+".join(p.name for p in parts), kind=parts[0].kind,
+        classes=parts[0].classes, meta=dict(parts[0].meta),
+    )

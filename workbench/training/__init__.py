@@ -1,0 +1,11 @@
+"""Training: ``fit`` (a plain loop), ``History``, callbacks and the optimizer registry."""
+
+from .callbacks import Callback, FitState, ProgressBar, SnapshotSeries, Snapshots, StopAfter
+from .fit import fit
+from .history import History
+from .optim import OPTIMIZERS, make_optimizer, register_optimizer
+
+__all__ = [
+    "fit", "History", "Callback", "FitState", "ProgressBar", "Snapshots", "SnapshotSeries",
+    "StopAfter", "OPTIMIZERS", "register_optimizer", "make_optimizer",
+]

@@ -1,0 +1,37 @@
+"""Shared figure helpers: one look for every view."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._optional import require
+
+go = require("plotly.graph_objects", "figures")
+
+#: qualitative colours for up to 10 classes, then cycled
+PALETTE = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
+    "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC", "#EECA3B",
+)
+OOD_COLOUR = "#222222"
+TEMPLATE = "plotly_white"
+
+
+def to_numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def colour(i: int) -> str:
+    return OOD_COLOUR if i < 0 else PALETTE[i % len(PALETTE)]
+
+
+def base_layout(fig, title: str | None = None, height: int = 420, width: int | None = None):
+    fig.update_layout(
+        template=TEMPLATE, title=title, height=height, width=width,
+        margin=dict(l=40, r=20, t=50 if title else 20, b=40),
+        legend=dict(itemsizing="constant"),
+    )
+    return fig
