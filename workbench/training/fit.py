@@ -250,7 +250,7 @@ def fit(
                         restore_good()
                         history.status = "diverged"
                         history.message = (
-                            f"the loss became {float(loss)} at step {step}; training stopped and the "
+                            f"the loss became {float(loss.detach())} at step {step}; training stopped and the "
                             f"model was restored to its state before step {step} (last finite loss). "
                             "Try a smaller lr, grad_clip=1.0, or check the data"
                         )
