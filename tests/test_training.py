@@ -206,3 +206,15 @@ def test_fit_input_errors(digits):
     with pytest.raises(ValueError, match="out_dim=11"):
         wb.fit(wb.models.MLP(64, (8,), 10), "cross_entropy",
                wb.data.Dataset(train.x[:8], torch.full((8,), 10)), steps=1, progress=False)
+
+
+@pytest.mark.gpu
+def test_fit_on_gpu_moves_cpu_data_and_method():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    train, test = wb.data.load("digits").split(0.8, seed=0)
+    model = wb.models.MLP(64, (32,), 10, seed=0).to("cuda")
+    method = wb.methods.CrossEntropy()
+    hist = wb.fit(model, method, train, steps=20, val=test, progress=False)
+    assert hist.status == "completed" and next(model.parameters()).is_cuda
+    assert wb.analyses.predict(model, test).logits.device.type == "cpu"
