@@ -1,6 +1,6 @@
 """Training: ``fit`` (a plain loop), ``History``, callbacks and the optimizer registry."""
 
-from .callbacks import Callback, FitState, ProgressBar, SnapshotSeries, Snapshots, StopAfter
+from .callbacks import Callback, FitState, ProgressBar, Snapshots, SnapshotSeries, StopAfter
 from .fit import fit
 from .history import History
 from .optim import OPTIMIZERS, make_optimizer, register_optimizer
