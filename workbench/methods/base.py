@@ -15,6 +15,10 @@ alters it. Methods record their constructor arguments in ``self.config`` (see ``
 
 Optional hooks:
 
+* ``setup(model, data)``: called by ``fit`` before the optimizer is built, so a method can size
+  its own modules from the model (e.g. a projection head on ``model.features``); it must be
+  idempotent and record what it inferred in ``self.config`` so checkpoints can rebuild it;
+
 * ``evaluate(model, data) -> dict[str, float]``: validation metrics (default: mean loss and
   logs over the data, plus accuracy for classifiers' logits when labels exist);
 * ``loss_from_outputs(outputs, y) -> Tensor``: the loss as a function of ``model(x)`` alone, for

@@ -179,6 +179,10 @@ def fit(
         if not any(callable(getattr(cb, h, None)) for h in ("on_fit_start", "on_step_end", "on_eval", "on_fit_end")):
             raise TypeError(f"{cb!r} is not a callback (it has none of on_fit_start/on_step_end/on_eval/on_fit_end)")
 
+    # a method may size its own modules from the model and data (e.g. a projection head on
+    # top of model.features) before the optimizer sees its parameters
+    if callable(getattr(method, "setup", None)):
+        method.setup(model, data)
     method.to(device)
     params: list[torch.nn.Parameter] = []
     seen = set()
@@ -259,10 +263,19 @@ def fit(
                     if grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(params, grad_clip)
                     if needs_closure:
-                        def closure(x=x, y=y):
+                        # the re-evaluation (SAM's second pass) must not update buffers: BatchNorm
+                        # running statistics and method state keep the clean first pass's values,
+                        # as the official SAM code does
+                        closure_buffers = list({id(b): b for b in [*model.buffers(), *method.buffers()]}.values())
+
+                        def closure(x=x, y=y, bufs=closure_buffers):
                             opt.zero_grad(set_to_none=True)
+                            kept = [b.detach().clone() for b in bufs]
                             l2, _ = method.loss(model, (x, y))
                             l2.backward()
+                            with torch.no_grad():
+                                for b, k in zip(bufs, kept):
+                                    b.copy_(k)
                             if grad_clip is not None:
                                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
                             return l2
