@@ -6,6 +6,11 @@ evaluation mode without touching the model's mode or weights. ``project(z, metho
 prototypes, OOD samples) in the same map: exactly for PCA, with UMAP's own ``transform`` for
 UMAP, and by a distance-weighted average of the nearest fitted points' coordinates for t-SNE
 (which has no out-of-sample map).
+
+``aligned_projections(zs, method=...)`` maps several embeddings of the same points (snapshots
+of one fit, or two models) and aligns the maps (Procrustes: rotation/reflection, scale and shift
+fitted on the shared points; one shared projection; or umap's AlignedUMAP), so a film over
+training or a side-by-side comparison does not jump around.
 """
 
 from __future__ import annotations
@@ -145,3 +150,221 @@ def project(z, method: str = "pca", *, seed: int = 0, **options) -> Projection:
     opts.update(options)
     coords = TSNE(**opts).fit_transform(zn)
     return Projection(torch.as_tensor(coords, dtype=torch.float32), "tsne", seed, None, None, torch.as_tensor(zn))
+
+
+# --------------------------------------------------------------------------- aligned projections
+ALIGNMENTS = ("procrustes", "shared", "none")
+
+
+def _knn_place(fitted: np.ndarray, coords: np.ndarray, z_new: np.ndarray, k: int = 10) -> np.ndarray:
+    """Place new points at the inverse-distance-weighted mean of their k nearest fitted points."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn_ = NearestNeighbors(n_neighbors=min(k, len(fitted))).fit(fitted)
+    dist, idx = nn_.kneighbors(z_new)
+    w = 1.0 / (dist + 1e-8)
+    w /= w.sum(1, keepdims=True)
+    return (w[..., None] * coords[idx]).sum(1)
+
+
+def procrustes_fit(source, target, *, scale: bool = True, reflection: bool = True):
+    """Similarity transform (R, s, t) minimising ‖s·source·R + t - target‖ (both (N, 2)).
+
+    ``R`` is orthogonal (a rotation, or also a reflection when ``reflection``), ``s`` a scale
+    (1 when not ``scale``), ``t`` a shift. Returns numpy arrays (R (2, 2), s, t (2,)).
+    """
+    x = np.asarray(source, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"source and target must have the same shape, got {x.shape} and {y.shape}")
+    mx, my = x.mean(0), y.mean(0)
+    x0, y0 = x - mx, y - my
+    u, sv, vt = np.linalg.svd(x0.T @ y0)
+    if not reflection and np.linalg.det(u @ vt) < 0:
+        u[:, -1] *= -1
+        sv[-1] *= -1
+    r = u @ vt
+    s = float(sv.sum() / max((x0**2).sum(), 1e-300)) if scale else 1.0
+    t = my - s * mx @ r
+    return r, s, t
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedProjections:
+    """2-D maps of several embeddings of the same N points, aligned so they do not jump around.
+
+    ``coords``: (T, N, 2) tensor, one aligned map per item (training snapshot or model);
+    ``names``: a label per item (e.g. ``"step 200"`` or a model name). ``projections[i]`` is the
+    item's own fitted ``Projection`` (None for aligned UMAP) and ``rotations``/``scales``/
+    ``shifts`` the similarity transform taking its coordinates into the aligned frame.
+    ``transform(i, z_new)`` places new points of item i's embedding space (e.g. that snapshot's
+    prototypes) in the aligned map.
+    """
+
+    coords: torch.Tensor
+    names: tuple[str, ...]
+    method: str
+    align: str
+    projections: tuple[Any, ...] = field(repr=False)
+    rotations: torch.Tensor = field(repr=False)
+    scales: torch.Tensor = field(repr=False)
+    shifts: torch.Tensor = field(repr=False)
+    fitted: tuple[torch.Tensor, ...] = field(repr=False)
+    seed: int | None = 0
+
+    def __len__(self) -> int:
+        return self.coords.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.coords[i]
+
+    def transform(self, i: int, z) -> torch.Tensor:
+        """Aligned (M, 2) coordinates of new points ``z`` (M, d_i) in item ``i``'s map."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} out of range for {len(self)} aligned maps")
+        zn = np.asarray(z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else z, dtype=np.float32)
+        if zn.ndim != 2 or zn.shape[1] != self.fitted[i].shape[1]:
+            raise ValueError(
+                f"z must be (M, {self.fitted[i].shape[1]}) for item {i}, got shape {zn.shape}"
+            )
+        proj = self.projections[i]
+        if proj is None:  # aligned UMAP has no out-of-sample map: interpolate
+            return torch.as_tensor(_knn_place(self.fitted[i].numpy(), self.coords[i].numpy(), zn), dtype=torch.float32)
+        raw = proj.transform(zn).double().numpy()
+        out = self.scales[i].item() * raw @ self.rotations[i].double().numpy() + self.shifts[i].double().numpy()
+        return torch.as_tensor(out, dtype=torch.float32)
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.names[:4]) + (", ..." if len(self.names) > 4 else "")
+        return (
+            f"AlignedProjections({self.method}, align={self.align!r}, {len(self)} maps of "
+            f"{self.coords.shape[1]} points: {names})"
+        )
+
+
+def _as_items(zs) -> tuple[list, list[str]]:
+    if hasattr(zs, "embeddings") and hasattr(zs, "steps"):  # a SnapshotSeries
+        if not zs.embeddings:
+            raise ValueError(
+                "these snapshots hold no embeddings; record them with "
+                "Snapshots(every=..., embed=probe_dataset, embed_fn=...)"
+            )
+        return list(zs.embeddings), [f"step {s}" for s in zs.steps]
+    if isinstance(zs, dict):
+        return list(zs.values()), [str(k) for k in zs]
+    if isinstance(zs, (list, tuple)):
+        return list(zs), [str(i) for i in range(len(zs))]
+    raise TypeError(
+        "pass a list of (N, d) embeddings, a dict name -> embedding, or a SnapshotSeries "
+        f"(history.snapshots), got {type(zs).__name__}"
+    )
+
+
+def aligned_projections(
+    zs,
+    method: str = "pca",
+    *,
+    align: str = "procrustes",
+    reference="chain",
+    names=None,
+    seed: int = 0,
+    **options,
+) -> AlignedProjections:
+    """2-D maps of several embeddings of the same points, aligned to each other.
+
+    ``zs``: a list of (N, d_i) embeddings of the same N points (training snapshots, or two
+    models: d_i may differ), a dict name -> embedding, or a ``SnapshotSeries``.
+    ``method``: ``"pca"``, ``"umap"``, ``"tsne"`` (each item projected on its own, then aligned)
+    or ``"aligned_umap"`` (umap's AlignedUMAP fits all items jointly with identity relations;
+    ``align`` is then ignored).
+    ``align``: ``"procrustes"`` (default: a similarity transform, rotation/reflection + scale +
+    shift, fitted on the corresponding points), ``"shared"`` (fit one projection on the reference
+    item and map every item with it; needs equal dimensions; exact axes for PCA) or ``"none"``.
+    ``reference``: ``"chain"`` (each item aligned to its aligned successor, ending at the last:
+    smooth for a film over training), ``"last"``, ``"first"`` or an item index.
+    """
+    items, default_names = _as_items(zs)
+    if not items:
+        raise ValueError("nothing to project: zs is empty")
+    names = tuple(str(n) for n in (names if names is not None else default_names))
+    if len(names) != len(items):
+        raise ValueError(f"got {len(names)} names for {len(items)} embeddings")
+    valid = (*PROJECTIONS, "aligned_umap")
+    if method not in valid:
+        raise ValueError(f"unknown projection {method!r}; valid: {', '.join(valid)}")
+    if align not in ALIGNMENTS:
+        raise ValueError(f"unknown align {align!r}; valid: {', '.join(ALIGNMENTS)}")
+    arrays = [_as_numpy_2d(z, f"embedding {names[i]!r}") for i, z in enumerate(items)]
+    n = arrays[0].shape[0]
+    bad = [names[i] for i, a in enumerate(arrays) if a.shape[0] != n]
+    if bad:
+        raise ValueError(
+            f"all embeddings must be of the same {n} points (row i = the same sample); "
+            f"{bad} have a different number of rows"
+        )
+    t = len(arrays)
+    if reference in ("chain", "last"):
+        ref = t - 1
+    elif reference == "first":
+        ref = 0
+    elif isinstance(reference, int) and -t <= reference < t:
+        ref = reference % t
+    else:
+        raise ValueError(f"reference must be 'chain', 'last', 'first' or an index < {t}, got {reference!r}")
+    fitted = tuple(torch.as_tensor(a) for a in arrays)
+
+    if method == "aligned_umap":
+        from .._optional import require
+
+        umap = require("umap", "aligned UMAP projections")
+        opts = dict(n_components=2, random_state=seed)  # AlignedUMAP takes no n_jobs
+        opts.update(options)
+        est = umap.AlignedUMAP(**opts).fit(arrays, relations=[{i: i for i in range(n)} for _ in range(t - 1)])
+        coords = np.stack([np.asarray(e, dtype=np.float64) for e in est.embeddings_])
+        eye = torch.eye(2).expand(t, 2, 2).clone()
+        return AlignedProjections(
+            torch.as_tensor(coords, dtype=torch.float32), names, "aligned_umap", "aligned_umap",
+            (None,) * t, eye, torch.ones(t), torch.zeros(t, 2), fitted, seed,
+        )
+
+    if align == "shared":
+        dims = {a.shape[1] for a in arrays}
+        if len(dims) != 1:
+            raise ValueError(
+                f"align='shared' maps every item with one projection, so all must have the same "
+                f"dimension; got {sorted(dims)}. Use align='procrustes'"
+            )
+        if method == "tsne":
+            raise ValueError("t-SNE has no out-of-sample map; use align='procrustes' with method='tsne'")
+        base = project(arrays[ref], method, seed=seed, **options)
+        projs = tuple(base for _ in arrays)
+        raw = [base.transform(a).double().numpy() for a in arrays]
+    else:
+        projs = tuple(project(a, method, seed=seed, **options) for a in arrays)
+        raw = [p.coords.double().numpy() for p in projs]
+
+    rots = np.tile(np.eye(2), (t, 1, 1))
+    scales = np.ones(t)
+    shifts = np.zeros((t, 2))
+    aligned = [None] * t
+    aligned[ref] = raw[ref]
+    if align == "procrustes":
+        order = (
+            list(range(ref - 1, -1, -1)) + list(range(ref + 1, t))
+            if reference == "chain" else [i for i in range(t) if i != ref]
+        )
+        for i in order:
+            target = aligned[i + 1] if reference == "chain" and i < ref else (
+                aligned[i - 1] if reference == "chain" else aligned[ref]
+            )
+            r, s, sh = procrustes_fit(raw[i], target)
+            rots[i], scales[i], shifts[i] = r, s, sh
+            aligned[i] = s * raw[i] @ r + sh
+    else:
+        aligned = raw
+    coords = torch.as_tensor(np.stack(aligned), dtype=torch.float32)
+    return AlignedProjections(
+        coords, names, method, align, projs,
+        torch.as_tensor(rots, dtype=torch.float32), torch.as_tensor(scales, dtype=torch.float32),
+        torch.as_tensor(shifts, dtype=torch.float32), fitted, seed,
+    )

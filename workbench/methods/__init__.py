@@ -7,6 +7,29 @@ from .cross_entropy import CrossEntropy
 
 __all__ = ["Method", "CrossEntropy"]
 
+# issue 3: embedding methods
+from . import augment  # noqa: E402
+from .center_loss import CenterLoss  # noqa: E402
+from .palm import PALM  # noqa: E402
+from .supcon import SupCon  # noqa: E402
+
+__all__ += ["SupCon", "PALM", "CenterLoss", "augment"]
+
+# issue 7: distillation
+from .kd import KnowledgeDistillation, kd_loss  # noqa: E402
+from .pskd import PSKD  # noqa: E402
+from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init  # noqa: E402
+
+__all__ += ["KnowledgeDistillation", "kd_loss", "PSKD", "RandomTeacherDistillation",
+            "L2BottleneckHead", "interpolate_init"]
+
+
+# issue 5: diffusion
+from .consistency import ConsistencyDistillation  # noqa: E402
+from .ddpm import DDPM  # noqa: E402
+
+__all__ += ["DDPM", "ConsistencyDistillation"]
+
 
 def available() -> list[str]:
     """Names of the registered methods (class names)."""

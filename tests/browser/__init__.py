@@ -1,0 +1,1 @@
+"""Real-browser checks of the notebooks (JupyterLab in headless Chromium); see lab.py."""

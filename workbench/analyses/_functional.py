@@ -1,0 +1,260 @@
+"""Shared helpers for analyses that treat parameters as data (landscapes, curvature).
+
+* ``prepare_data``: a Dataset (or an ``(x, y)`` pair) -> tensors on the model's device, with an
+  optional seeded subset of ``n_samples``;
+* ``functional_copy``: a deep copy of the model (and method) in eval mode, so that nothing the
+  analysis does (modes, hooks, reparametrisation) can touch the user's objects;
+* ``param_dict`` / ``check_directions`` / ``flatten`` / ``unflatten``: parameters as dicts
+  name -> tensor (the names of ``model.named_parameters()``) and as flat vectors;
+* ``LossFunction``: ``f(params) -> mean loss`` over the data (in sample blocks, sample-weighted),
+  through ``method.loss_from_outputs`` when the method has it, else through ``method.loss`` on the
+  reparametrised copy. torch.func transforms (``grad``, ``jvp``, ``vmap``) apply to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .._device import model_device
+from ..data.dataset import Dataset
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class DataInfo:
+    """What the analysis was evaluated on (stored with results)."""
+
+    name: str
+    n_samples: int
+    n_total: int
+    subset_seed: int | None
+
+    def __str__(self) -> str:
+        if self.n_samples == self.n_total:
+            return f"{self.name} (all {self.n_total} samples)"
+        return f"{self.name} ({self.n_samples} of {self.n_total} samples, subset seed {self.subset_seed})"
+
+
+def prepare_data(data, device: torch.device, n_samples: int | None = None, seed: int = 0,
+                 *, need_labels: bool = False, what: str = "data"):
+    """(x, y, info): tensors on ``device`` (y may be None), optionally a seeded random subset."""
+    if isinstance(data, Dataset):
+        x, y, name = data.x, data.y, data.name
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y, name = data[0], data[1], "tensors"
+        if y is not None and not isinstance(y, torch.Tensor):
+            raise TypeError(f"{what}: y must be a tensor or None, got {type(y).__name__}")
+    else:
+        raise TypeError(
+            f"{what} must be a wb.data.Dataset or an (x, y) pair of tensors, got "
+            f"{type(data).__name__}; wrap arrays with wb.data.Dataset.from_arrays(x, y)"
+        )
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{what}: x must be floating point, got {x.dtype}; pass x.float()")
+    if y is not None and y.shape[0] != x.shape[0]:
+        raise ValueError(f"{what}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+    if need_labels and y is None:
+        raise ValueError(f"{what} has no labels, but this analysis needs them; pass a labelled Dataset")
+    n_total = int(x.shape[0])
+    subset_seed = None
+    if n_samples is not None:
+        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int or None (all samples), got {n_samples!r}")
+        if n_samples < n_total:
+            g = torch.Generator().manual_seed(int(seed))
+            idx = torch.randperm(n_total, generator=g)[:n_samples].sort().values.to(x.device)
+            x = x[idx]
+            y = None if y is None else y[idx]
+            subset_seed = int(seed)
+    if x.device != device:
+        if x.device.type != "cpu":
+            raise ValueError(
+                f"the model is on {device} but the {what} is on {x.device}; move one of them"
+            )
+        x = x.to(device)
+        y = None if y is None else y.to(device)
+    return x, y, DataInfo(name, int(x.shape[0]), n_total, subset_seed)
+
+
+# ----------------------------------------------------------------------------- models
+def functional_copy(module: nn.Module) -> nn.Module:
+    """A structural copy in eval mode for ``functional_call``: the modules (and their mode flags,
+    hooks, buffers) are copied, the parameters are shared, not copied — analyses always pass
+    their own parameter tensors, so the user's are only ever read, and setting eval mode on
+    the copy leaves the user's modules alone. Buffers are copied (eval-mode BatchNorm does not
+    write them, but a custom module might)."""
+    memo = {id(p): p for p in module.parameters()}
+    work = copy.deepcopy(module, memo)
+    work.eval()
+    return work
+
+
+def param_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: detached tensor}`` of ``model.named_parameters()`` (tied weights appear once)."""
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+def buffer_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in model.named_buffers()}
+
+
+def model_state(model: nn.Module) -> dict:
+    """Everything an analysis must leave unchanged: tensors (cloned), requires_grad, modes."""
+    return {
+        "tensors": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "requires_grad": {k: p.requires_grad for k, p in model.named_parameters()},
+        "modes": {k: m.training for k, m in model.named_modules()},
+    }
+
+
+def check_directions(directions, params: dict[str, torch.Tensor], what: str = "direction"):
+    """Validate user directions (dicts name -> tensor); missing names are zero. Returns dicts on
+    the parameters' devices and dtypes, covering every parameter name."""
+    out = []
+    for i, d in enumerate(directions):
+        if isinstance(d, nn.Module):
+            d = param_dict(d)
+        if not isinstance(d, dict):
+            raise TypeError(
+                f"{what} {i} must be a dict name -> tensor like dict(model.named_parameters()), "
+                f"got {type(d).__name__}"
+            )
+        unknown = [k for k in d if k not in params]
+        if unknown:
+            raise ValueError(
+                f"{what} {i} names parameters the model does not have: {unknown[:5]}; "
+                f"valid names: {list(params)[:10]}{'...' if len(params) > 10 else ''}"
+            )
+        full = {}
+        for k, p in params.items():
+            v = d.get(k)
+            if v is None:
+                full[k] = torch.zeros_like(p)
+                continue
+            if not isinstance(v, torch.Tensor):
+                raise TypeError(f"{what} {i}[{k!r}] must be a tensor, got {type(v).__name__}")
+            if tuple(v.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"{what} {i}[{k!r}] has shape {tuple(v.shape)} but the parameter has {tuple(p.shape)}"
+                )
+            if not torch.isfinite(v).all():
+                raise ValueError(f"{what} {i}[{k!r}] contains NaN or inf")
+            full[k] = v.detach().to(device=p.device, dtype=p.dtype)
+        out.append(full)
+    return out
+
+
+def flatten(d: dict[str, torch.Tensor], names) -> torch.Tensor:
+    return torch.cat([d[k].reshape(-1) for k in names])
+
+
+def unflatten(v: torch.Tensor, like: dict[str, torch.Tensor], names) -> dict[str, torch.Tensor]:
+    out, i = {}, 0
+    for k in names:
+        n = like[k].numel()
+        out[k] = v[i : i + n].view_as(like[k])
+        i += n
+    return out
+
+
+def to_cpu_dict(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------- loss
+class _MethodLoss(nn.Module):
+    """Wraps ``method.loss(model, (x, y))`` so ``functional_call`` can reparametrise the model."""
+
+    def __init__(self, model: nn.Module, method: nn.Module):
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, x, y):
+        loss, logs = self.method.loss(self.model, (x, y))
+        return loss, logs
+
+
+def check_method(method):
+    from .. import methods as _methods
+
+    if isinstance(method, str):
+        method = _methods.create(method)
+    if not (isinstance(method, nn.Module) and callable(getattr(method, "loss", None))):
+        raise TypeError(
+            f"method must be a workbench method (an nn.Module with loss(model, batch)), got "
+            f"{type(method).__name__}; e.g. wb.methods.CrossEntropy()"
+        )
+    return method
+
+
+class LossFunction:
+    """``f(params) -> mean loss`` over (x, y) for the model's parameters given as a dict.
+
+    ``params`` may cover a subset of the parameter names (the rest stay at ``fixed``). The data
+    is processed in blocks of ``batch_size`` samples and the block means are weighted by the
+    block sizes, so the value is the sample mean over the whole set. ``uses`` says whether the
+    method's ``loss_from_outputs`` ("outputs") or its ``loss`` ("method.loss") is used.
+    """
+
+    def __init__(self, model: nn.Module, method, x, y, *, batch_size: int | None = None):
+        self.method = check_method(method)
+        self.work = functional_copy(model)
+        self.x, self.y = x, y
+        self.n = int(x.shape[0])
+        self.batch_size = self.n if batch_size is None else max(1, min(int(batch_size), self.n))
+        self.fixed = {**param_dict(self.work), **buffer_dict(self.work)}
+        self.names = list(param_dict(self.work))
+        lfo = getattr(self.method, "loss_from_outputs", None)
+        if callable(lfo):
+            self.uses = "outputs"
+            self._lfo = lfo
+        else:
+            self.uses = "method.loss"
+            self.method_copy = functional_copy(self.method)
+            self.wrapper = _MethodLoss(self.work, self.method_copy)
+
+    def blocks(self):
+        for i in range(0, self.n, self.batch_size):
+            yb = None if self.y is None else self.y[i : i + self.batch_size]
+            yield self.x[i : i + self.batch_size], yb
+
+    def block_loss(self, params: dict[str, torch.Tensor], xb, yb) -> torch.Tensor:
+        state = {**self.fixed, **params}
+        if self.uses == "outputs":
+            out = functional_call(self.work, state, (xb,))
+            return self._lfo(out, yb)
+        state = {f"model.{k}": v for k, v in state.items()}
+        loss, _ = functional_call(self.wrapper, state, (xb, yb))
+        return loss
+
+    def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.batch_size >= self.n:
+            return self.block_loss(params, self.x, self.y)
+        total = None
+        for xb, yb in self.blocks():
+            v = self.block_loss(params, xb, yb) * (xb.shape[0] / self.n)
+            total = v if total is None else total + v
+        return total
+
+
+def auto_batch_size(model: nn.Module, n: int, memory_mb: float, per_sample_floats: int | None = None) -> int:
+    """Samples per block so that activations stay within ``memory_mb`` (rough, 4 bytes/float)."""
+    if per_sample_floats is None:
+        per_sample_floats = 8 * max((p.shape[0] for p in model.parameters() if p.ndim >= 1), default=64)
+    b = int(memory_mb * 2**20 / (4 * max(1, per_sample_floats)))
+    return max(1, min(n, b))
+
+
+def norm_of(d: dict[str, torch.Tensor]) -> float:
+    return math.sqrt(sum(float(v.double().pow(2).sum()) for v in d.values()))
+
+
+def model_device_of(model) -> torch.device:
+    return model_device(model)

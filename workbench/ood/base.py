@@ -1,0 +1,257 @@
+"""The detector contract shared by every OOD detector (scikit-learn's estimator rules,
+pytorch-ood's split between model-level and feature-level calls).
+
+* ``__init__`` only stores keyword hyperparameters (no validation of data, no learning).
+* ``fit(source, data)`` / ``fit_features(z, y=None)`` validate, learn attributes whose names end
+  in ``_`` (``n_features_in_`` always), and return ``self``.
+* ``predict(source, data)`` / ``predict_features(z)`` return one score per sample, a CPU float32
+  tensor of shape (N,). **Larger score = more OOD.**
+* ``source`` is a model (features are computed for this call) or a ``FeatureBank`` (features are
+  computed once per data set and cached). ``data`` is a ``wb.data.Dataset`` or an input tensor.
+* Calling ``predict*`` before ``fit*`` raises ``NotFittedError``; mismatched feature sizes,
+  NaN/inf features, missing labels for class-conditional detectors and OOD labels (-1) in the
+  fitting data raise ``ValueError`` saying what to pass instead.
+
+The fitted state lives on the device of the features it was fitted on (a bank keeps features on
+the CPU); ``predict_features`` refuses features on another device.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+from torch import nn
+
+from .bank import SPACES, FeatureBank, Features, as_dataset
+
+__all__ = ["Detector", "NotFittedError", "check_features", "check_labels"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A detector was used before ``fit`` / ``fit_features``."""
+
+
+def check_features(z, what: str = "z") -> torch.Tensor:
+    """A 2-D floating tensor with finite values, or a clear error."""
+    if isinstance(z, np.ndarray):
+        if z.dtype == object:
+            raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric (N, d) array")
+        z = torch.from_numpy(np.ascontiguousarray(z))
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{what} must be an (N, d) torch tensor or numpy array, got {type(z).__name__}")
+    if z.ndim == 1:
+        raise ValueError(f"{what} has shape {tuple(z.shape)}; pass (N, d) features, e.g. z.reshape(-1, 1)")
+    if z.ndim != 2:
+        raise ValueError(
+            f"{what} must be (N, d) features, got shape {tuple(z.shape)}; flatten each sample first "
+            "(z.reshape(len(z), -1))"
+        )
+    if z.shape[0] == 0:
+        raise ValueError(f"{what} is empty; pass at least one sample")
+    if not z.dtype.is_floating_point:
+        z = z.float()
+    z = z.detach()
+    bad = ~torch.isfinite(z)
+    if bool(bad.any()):
+        rows = bad.any(1).nonzero().flatten()[:5].tolist()
+        raise ValueError(
+            f"{what} contains NaN or inf values (first bad rows: {rows}); the model's features are "
+            "broken (diverged training?) or the inputs contain NaN: clean them before scoring"
+        )
+    return z
+
+
+def check_labels(y, n: int, detector: str) -> torch.Tensor:
+    """int64 labels (n,) with no OOD (-1) entries, or a clear error."""
+    if y is None:
+        raise ValueError(
+            f"{detector} is class-conditional and needs the class labels of the fitting data: pass "
+            "fit_features(z, y) or fit(model, id_train) with a labelled data set"
+        )
+    if isinstance(y, np.ndarray):
+        y = torch.from_numpy(np.ascontiguousarray(y))
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a (N,) tensor or numpy array of class indices, got {type(y).__name__}")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},) (one label per feature row), got {tuple(y.shape)}")
+    if y.dtype.is_floating_point:
+        if not bool(torch.equal(y, y.round())):
+            raise TypeError("y holds non-integer values; pass integer class indices 0..C-1")
+    y = y.to(torch.int64)
+    if bool((y < 0).any()):
+        raise ValueError(
+            f"the fitting labels contain {int((y < 0).sum())} negative (OOD/unknown, -1) entries; fit "
+            "detectors on in-distribution training data only (e.g. id_train from wb.data.ood_split)"
+        )
+    return y
+
+
+class Detector:
+    """Base class of OOD detectors (see the module docstring for the contract).
+
+    Subclasses set ``space`` (default feature space: "backbone", "logits" or "embedding"; a
+    ``space`` hyperparameter overrides it), ``needs_labels``, ``needs_fit_data``, and implement
+    ``_fit(z, y)`` and ``_score(z) -> (N,)``.
+    """
+
+    space: str = "backbone"
+    needs_labels: bool = False
+    needs_fit_data: bool = True
+
+    # ------------------------------------------------------------------ params (sklearn-style)
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict:
+        """The hyperparameters given to ``__init__``."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}; valid: {', '.join(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for k in self._param_names():
+            v = getattr(self, k)
+            default = sig.parameters[k].default
+            if isinstance(v, (nn.Module, torch.Tensor)) or callable(v):
+                if v is not None:
+                    parts.append(f"{k}=<{type(v).__name__}>")
+                continue
+            if default is inspect.Parameter.empty or v != default:
+                parts.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    @property
+    def name(self) -> str:
+        """A short label for tables: the class name plus the plain hyperparameters that differ
+        from their defaults (objects such as a method or a tensor are left out)."""
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for k in self._param_names():
+            v = getattr(self, k)
+            if isinstance(v, (nn.Module, torch.Tensor)) or callable(v):
+                continue
+            default = sig.parameters[k].default
+            if default is inspect.Parameter.empty or v != default:
+                parts.append(f"{k}={v!r}")
+        return type(self).__name__ + (f"({', '.join(parts)})" if parts else "")
+
+    # ------------------------------------------------------------------ feature plumbing
+    def _space(self) -> str:
+        sp = self.__dict__.get("space", type(self).space)
+        if sp not in SPACES:
+            raise ValueError(f"unknown feature space {sp!r}; valid: {', '.join(SPACES)}")
+        return sp
+
+    def _bank(self, source) -> FeatureBank:
+        if isinstance(source, FeatureBank):
+            return source
+        if isinstance(source, nn.Module):
+            return FeatureBank(source, logits=self._space() == "logits" or None)
+        raise TypeError(
+            f"the first argument must be a model (nn.Module) or a wb.ood.FeatureBank, got "
+            f"{type(source).__name__}; for precomputed features use fit_features / predict_features"
+        )
+
+    def _features_of(self, source, data) -> Features:
+        if isinstance(data, Features):
+            return data
+        return self._bank(source).features(as_dataset(data))
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, source, data=None):
+        """Fit on in-distribution training data ``data`` using ``source`` (a model or a
+        FeatureBank) to compute the features. Returns self."""
+        if data is None:
+            if self.needs_fit_data:
+                raise ValueError(
+                    f"{type(self).__name__} learns from in-distribution training data: pass "
+                    f"fit(model_or_bank, id_train)"
+                )
+            return self.fit_features(None)
+        feats = self._features_of(source, data)
+        z = feats.get(self._space())
+        y = feats.y if self.needs_labels or feats.y is not None else None
+        if y is not None and not self.needs_labels:
+            y = y if bool((y >= 0).all()) else None
+        return self.fit_features(z, y)
+
+    def fit_features(self, z, y=None):
+        """Fit on precomputed in-distribution features ``z`` (N, d) (and labels ``y`` (N,) for
+        class-conditional detectors). Returns self."""
+        self._reset()
+        if z is None:
+            if self.needs_fit_data:
+                raise ValueError(f"{type(self).__name__}.fit_features needs the training features z (N, d)")
+            self._fit(None, None)
+            self.n_features_in_ = getattr(self, "n_features_in_", None)
+            return self
+        z = check_features(z, "z")
+        if self.needs_labels:
+            y = check_labels(y, z.shape[0], type(self).__name__)
+        elif y is not None:
+            y = check_labels(y, z.shape[0], type(self).__name__)
+        if y is not None:
+            y = y.to(z.device)
+        self.n_features_in_ = int(z.shape[1])
+        self.device_ = z.device
+        self._fit(z, y)
+        return self
+
+    def _reset(self) -> None:
+        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, k)
+
+    def _fit(self, z, y) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ scoring
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "n_features_in_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            name = type(self).__name__
+            raise NotFittedError(
+                f"this {name} is not fitted yet; call {name}(...).fit(model_or_bank, id_train) or "
+                ".fit_features(z, y) before predicting"
+            )
+
+    def predict(self, source, data) -> torch.Tensor:
+        """OOD scores (N,) of ``data``, larger = more OOD; ``source`` a model or FeatureBank."""
+        self._check_fitted()
+        feats = self._features_of(source, data)
+        return self.predict_features(feats.get(self._space()))
+
+    def predict_features(self, z) -> torch.Tensor:
+        """OOD scores (N,) of precomputed features ``z`` (N, d), larger = more OOD."""
+        self._check_fitted()
+        z = check_features(z, "z")
+        d = self.n_features_in_
+        if d is not None and z.shape[1] != d:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on {d}-dimensional features but got {z.shape[1]}; "
+                f"score features from the same model and space ({self._space()!r}) it was fitted on"
+            )
+        dev = getattr(self, "device_", None)
+        if dev is not None and z.device != dev:
+            raise ValueError(f"{type(self).__name__} was fitted on {dev} but got features on {z.device}; move them")
+        with torch.no_grad():
+            s = self._score(z)
+        return s.detach().float().cpu()
+
+    def _score(self, z) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,132 @@
+"""Plotly FigureWidgets that render reliably in JupyterLab, also on a busy machine.
+
+Every view builds its figures with ``figure_widget(fig)`` and displays itself through
+``bundle(widget)``. Three failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
+0.11, seen in headless Chromium on a loaded 2-core machine) are handled here:
+
+1. **anywidget's 2-second limit.** anywidget gives a widget's JavaScript 2 s to load and
+   initialise ("[anywidget] Failed to initialize model."); until it succeeds, state messages from
+   Python are not applied, and after a time-out they are dropped. plotly ships its ~5 MB bundle
+   as each FigureWidget's module, so every figure made the browser parse it again, and a view
+   with three figures regularly missed the limit under load. ``_SHARED_ESM`` evaluates the bundle
+   once per page (kept on ``globalThis``) and gives each model its own instance of plotly's
+   widget (the bundle's default export is a per-model factory).
+2. **Data sent after the comm opened.** plotly's ``FigureWidget.__init__`` opens the widget's
+   comm (inside ``anywidget.AnyWidget.__init__``) and only then sets ``_widget_data`` and
+   ``_widget_layout``, as update messages; if those are dropped (1.) the figure draws empty.
+   Here the comm opens after ``__init__`` has set the figure, so the data travels in the
+   comm-open message itself.
+3. **Changes made before display.** Updates made between construction and display (a view's
+   constructor colouring its points, say) travel as transient restyle/relayout messages that a
+   figure not yet drawn can miss. ``FigureWidget._repr_mimebundle_`` re-sends the full state for
+   a figure displayed on its own, but not for one inside an ipywidgets container; ``bundle``
+   does it for every FigureWidget in a view's widget tree.
+
+The plotly import is also done with the garbage collector paused: its chain (plotly.io ->
+nbformat -> jsonschema -> rfc3987_syntax) builds ~40 parser grammars, and in a kernel already
+holding torch the collector's full passes made it take 36 s instead of ~1 s (measured here).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+
+import traitlets
+
+from .._optional import require
+
+go = require("plotly.graph_objects", "interactive views")
+
+
+def _import_figure_widget():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return go.FigureWidget
+    finally:
+        if was:
+            gc.enable()
+
+
+_PlotlyFigureWidget = _import_figure_widget()
+
+_SHARED_ESM = """
+const KEY = "__workbench_plotly_widget_module__";
+function load(model) {
+  if (!globalThis[KEY]) {
+    const url = URL.createObjectURL(new Blob([model.get("_wb_esm")], { type: "text/javascript" }));
+    globalThis[KEY] = import(url)
+      .catch((err) => { delete globalThis[KEY]; throw err; })  // let a later figure retry
+      .finally(() => URL.revokeObjectURL(url));
+  }
+  return globalThis[KEY];
+}
+export default () => {
+  let ready = null;
+  let inner = null;
+  function setup(ctx) {
+    if (!ready) {
+      ready = load(ctx.model).then(async (mod) => {
+        inner = mod.default();
+        if (inner.initialize) await inner.initialize(ctx);
+      });
+    }
+    return ready;
+  }
+  return {
+    initialize(ctx) {
+      return setup(ctx);
+    },
+    async render(ctx) {
+      await setup(ctx);
+      return inner.render(ctx);
+    },
+  };
+};
+"""
+
+
+class FigureWidget(_PlotlyFigureWidget):
+    """``go.FigureWidget`` with plotly's JavaScript shared per page and the figure sent with
+    the comm-open message (see the module docstring)."""
+
+    _esm = _SHARED_ESM
+    _wb_esm = traitlets.Unicode(str(_PlotlyFigureWidget._esm)).tag(sync=True)
+
+    def __init__(self, *args, **kwargs):
+        self._wb_defer_open = True
+        super().__init__(*args, **kwargs)
+        self._wb_defer_open = False
+        self.open()
+
+    def open(self):
+        if getattr(self, "_wb_defer_open", False):
+            return
+        super().open()
+
+
+def figure_widget(fig=None) -> FigureWidget:
+    """A reliable ``FigureWidget`` of the static figure ``fig``."""
+    return FigureWidget(fig)
+
+
+def _figures_in(widget):
+    if isinstance(widget, _PlotlyFigureWidget):
+        yield widget
+    for child in getattr(widget, "children", ()) or ():
+        yield from _figures_in(child)
+
+
+def sync_figures(widget) -> None:
+    """Re-send the full state of every FigureWidget inside ``widget`` (what plotly does itself
+    for a figure displayed on its own)."""
+    for fig in _figures_in(widget):
+        fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+        fig._widget_data = copy.deepcopy(fig._data)
+
+
+def bundle(widget, **kwargs):
+    """The display bundle of a view's root widget, with its figures' state re-sent first."""
+    sync_figures(widget)
+    return widget._repr_mimebundle_(**kwargs)
