@@ -158,6 +158,19 @@ def test_auto_evaluator_and_sample_blocks(setup):
     torch.testing.assert_close(blocked.metrics["acc"], small.metrics["acc"])
 
 
+def test_parallel_grid_workers_match_one_thread(setup):
+    model, ce, ds = setup
+    old = torch.get_num_threads()
+    one = wb.analyses.loss_slice_2d(model, ce, ds, steps=9)
+    try:
+        torch.set_num_threads(2)  # two workers, each on half of the 81 points
+        two = wb.analyses.loss_slice_2d(model, ce, ds, steps=9)
+        assert torch.get_num_threads() == 2  # restored after the workers
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one.loss, two.loss) and torch.equal(one.metrics["acc"], two.metrics["acc"])
+
+
 def test_generic_models_batchnorm_and_sequential():
     ds = _data()
     ce = wb.methods.CrossEntropy()

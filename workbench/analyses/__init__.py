@@ -69,12 +69,31 @@ __all__ += [
 
 # issue 6: loss landscapes and curvature
 from .curvature import (  # noqa: E402
-    HessianEigs, HessianOperator, HessianTrace, PerClass, Sharpness, SpectralDensity, hessian_eigs,
-    hessian_trace, hvp, sharpness, spectral_density,
+    HessianEigs,
+    HessianOperator,
+    HessianTrace,
+    PerClass,
+    Sharpness,
+    SpectralDensity,
+    hessian_eigs,
+    hessian_trace,
+    hvp,
+    sharpness,
+    spectral_density,
 )
 from .landscape import (  # noqa: E402
-    Interpolation, LossLine, LossSurface, PathDirections, TrainingPath, interpolate, loss_slice_1d,
-    loss_slice_2d, normalize_directions, path_directions, project_path, random_directions,
+    Interpolation,
+    LossLine,
+    LossSurface,
+    PathDirections,
+    TrainingPath,
+    interpolate,
+    loss_slice_1d,
+    loss_slice_2d,
+    normalize_directions,
+    path_directions,
+    project_path,
+    random_directions,
 )
 
 __all__ += [

@@ -254,9 +254,9 @@ class _ChainHVP:
                     ops.append(["linear", op[1], op[2], h])
                     h = F.linear(h, state[op[1]], b)
                 else:
-                    pure, pl = op[2], op[3]
+                    pure, pl, deriv = op[2], op[3], op[4]
                     ones = torch.ones_like(h)
-                    s1 = jvp(pure, (h,), (ones,))[1]
+                    s1 = deriv(h) if deriv is not None else jvp(pure, (h,), (ones,))[1]
                     s2 = None if pl else jvp(lambda t, f=pure: jvp(f, (t,), (torch.ones_like(t),))[1], (h,), (ones,))[1]
                     ops.append(["act", s1, s2])
                     h = pure(h)
@@ -285,8 +285,17 @@ class _ChainHVP:
         self.out_hess = self._output_hessian()
 
     def _output_hessian(self):
-        """(N, C, C) per-sample output Hessians if the loss is a mean of per-sample terms."""
+        """(N, C, C) per-sample output Hessians if the loss is a mean of per-sample terms; for
+        workbench's CrossEntropy the closed form ``(diag p - p pᵀ) / N`` (any label smoothing)
+        is applied without forming it (``"softmax"``)."""
         z, y, lfo = self.z, self.y, self.lfo
+        from ..methods.cross_entropy import CrossEntropy
+
+        owner = getattr(lfo, "__self__", None)
+        if (isinstance(owner, CrossEntropy) and type(owner).loss_from_outputs is CrossEntropy.loss_from_outputs
+                and z.ndim == 2):
+            self.probs = z.softmax(1)
+            return "softmax"
         if z.ndim != 2 or z.shape[1] > 64:
             return None
         n = z.shape[0]
@@ -328,7 +337,10 @@ class _ChainHVP:
                     # R{a} is kept (rin) for σ'' terms; piecewise-linear activations need no copy
                     r = r.mul_(op[1]) if op[2] is None else op[1] * r
             rz = torch.zeros_like(self.z) if r is None else r
-            if self.out_hess is not None:
+            if isinstance(self.out_hess, str):  # softmax cross-entropy: (p ⊙ r - p (pᵀ r)) / N
+                p = self.probs
+                rd = (p * rz - p * (p * rz).sum(1, keepdim=True)) / p.shape[0]
+            elif self.out_hess is not None:
                 rd = torch.bmm(self.out_hess, rz[:, :, None])[:, :, 0]
             else:
                 rd = jvp(lambda zz: grad(lambda q: self.lfo(q, self.y))(zz), (self.z,), (rz,))[1]

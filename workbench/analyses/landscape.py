@@ -500,7 +500,8 @@ def loss_slice_2d(
     """The loss over a centred ``steps x steps`` grid ``θ + α d1 + β d2``, α, β in [-span, span].
 
     directions: None (seeded random, normalised by ``normalization``/``bias``), ``"pca"`` (the
-        top-2 PCA directions of ``path``, in parameter units), a ``PathDirections``, or
+        top-2 PCA directions of ``path``, in parameter units: never normalised, the result
+        records ``normalization=None``), a ``PathDirections`` (likewise), or
         ``(d1, d2)`` dicts name -> tensor like ``model.named_parameters()`` (missing names = 0),
         normalised unless ``normalization=None``, which uses them exactly as given.
     span: a number, ``(span_α, span_β)``, or ``"auto"`` to fit the projected ``path`` (+25 %).

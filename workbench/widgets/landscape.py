@@ -9,8 +9,9 @@ Controls: contour / surface toggle, log scale, metric (loss or accuracy), traini
 and a slider over the path's snapshots that marks one snapshot on every panel. Clicking a point
 of a panel shows its (α, β), loss and accuracy (``select(panel, i, j)`` does the same from code).
 
-Both figures (contour and surface) are built once by ``wb.viz.landscape_panels`` and only
-updated in place inside ``batch_update()``; the toggle shows one and hides the other.
+Both figures (contour and surface) are built once by ``wb.viz.landscape_panels`` (the surface on
+first use) as the project's reliable ``figure_widget``s and only updated in place inside
+``batch_update()``; the toggle shows one and hides the other.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from ..viz.landscape import (
     landscape_zrange,
     surface_values,
 )
+from ._figure import bundle, figure_widget
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["LandscapeView"]
 
@@ -123,7 +124,7 @@ class LandscapeView:
 
     # ------------------------------------------------------------------ helpers
     def _build(self, mode):
-        fig = go.FigureWidget(landscape_panels(self.lands, names=self.names, mode=mode, metric=self.metric,
+        fig = figure_widget(landscape_panels(self.lands, names=self.names, mode=mode, metric=self.metric,
                                                log=self.log, path=True, height=self._height))
         for p in range(len(self.lands)):
             fig.data[p * TRACES_PER_PANEL].on_click(self._clicked(p))
@@ -334,7 +335,7 @@ class LandscapeView:
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         return f"LandscapeView({len(self.lands)} panels {self.names}, mode={self.mode!r}, log={self.log}, metric={self.metric!r})"

@@ -23,6 +23,7 @@ import numpy as np
 from .._optional import require
 from ..analyses.diffusion import Trajectory, matching_frames
 from ..viz import diffusion as vd
+from ._figure import bundle, figure_widget
 
 widgets = require("ipywidgets", "interactive views")
 go = require("plotly.graph_objects", "interactive views")
@@ -75,7 +76,7 @@ class TrajectoryView:
         self._match = matching_frames(traj, student).numpy() if student is not None else None
         self.frame = traj.n_frames - 1 if frame is None else range(traj.n_frames)[frame]
         self.show_field = field is not None
-        self.figure = go.FigureWidget(self._static_figure())
+        self.figure = figure_widget(self._static_figure())
         self._index_traces()
         self._build_controls()
         self._wire_clicks()
@@ -288,7 +289,7 @@ class TrajectoryView:
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         kind = "images" if self.images else "2-D points"
