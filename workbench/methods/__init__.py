@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+from . import augment
 from .base import Method
+from .center_loss import CenterLoss
+from .consistency import ConsistencyDistillation
 from .cross_entropy import CrossEntropy
+from .ddpm import DDPM
+from .kd import KnowledgeDistillation, kd_loss
+from .palm import PALM
+from .pskd import PSKD
+from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
+from .supcon import SupCon
 
-__all__ = ["Method", "CrossEntropy"]
-
-# issue 3: embedding methods
-from . import augment  # noqa: E402
-from .center_loss import CenterLoss  # noqa: E402
-from .palm import PALM  # noqa: E402
-from .supcon import SupCon  # noqa: E402
-
-__all__ += ["SupCon", "PALM", "CenterLoss", "augment"]
-
-# issue 7: distillation
-from .kd import KnowledgeDistillation, kd_loss  # noqa: E402
-from .pskd import PSKD  # noqa: E402
-from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init  # noqa: E402
-
-__all__ += ["KnowledgeDistillation", "kd_loss", "PSKD", "RandomTeacherDistillation",
-            "L2BottleneckHead", "interpolate_init"]
-
-
-# issue 5: diffusion
-from .consistency import ConsistencyDistillation  # noqa: E402
-from .ddpm import DDPM  # noqa: E402
-
-__all__ += ["DDPM", "ConsistencyDistillation"]
+__all__ = [
+    "Method", "available", "create",
+    "CrossEntropy", "CenterLoss",                                   # classification
+    "SupCon", "PALM", "augment",                                    # embeddings, prototypes
+    "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
+    "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",
+    "DDPM", "ConsistencyDistillation",                              # diffusion
+]
 
 
 def available() -> list[str]:

@@ -1,57 +1,24 @@
-"""Static figure builders: result -> plotly Figure, pure functions (needs plotly)."""
+"""Static figure builders: result -> plotly Figure, pure functions (needs plotly).
 
+A builder named like an analysis (``score_field``, ``hallucination_filter``...) draws that
+analysis's result.
+"""
+
+# data, training, classifiers
 from .classification import confusion_matrix
-from .data import samples
-from .embedding import embedding
-from .training import loss_curves
 
-__all__ = ["loss_curves", "confusion_matrix", "embedding", "samples"]
-
-# issue 8: comparing runs
-from .compare import (  # noqa: E402
+# comparing runs
+from .compare import (
     compare_curves,
     compare_embeddings,
     compare_landscapes,
     metrics_table,
     training_panels,
 )
+from .data import samples
 
-__all__ += ["training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table"]
-
-# issue 3: embeddings and prototypes
-from .embedding import aligned_maps, png_bytes, scatter_map  # noqa: E402
-from .prototypes import (  # noqa: E402
-    occupancy_bars,
-    prototype_evolution,
-    prototype_gallery,
-    prototype_map,
-    redundancy_heatmap,
-)
-
-__all__ += [
-    "scatter_map", "aligned_maps", "png_bytes", "prototype_map", "occupancy_bars",
-    "redundancy_heatmap", "prototype_evolution", "prototype_gallery",
-]
-
-# issue 4: OOD detection
-from .ood import detector_table, landing_bars, roc_figure, score_histograms  # noqa: E402
-
-__all__ += ["roc_figure", "score_histograms", "detector_table", "landing_bars"]
-
-# issue 7: distillation
-from .distillation import (  # noqa: E402
-    agreement_by_class,
-    generation_curve,
-    kernel_self_distillation,
-    probe_curve,
-    teacher_student_maps,
-)
-
-__all__ += ["teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
-            "kernel_self_distillation"]
-
-# issue 5: diffusion
-from .diffusion import (  # noqa: E402
+# diffusion
+from .diffusion import (
     hallucination_filter,
     image_frames,
     quality_table,
@@ -62,11 +29,20 @@ from .diffusion import (  # noqa: E402
     trajectory_pair,
 )
 
-__all__ += ["trajectory", "trajectory_pair", "samples_grid", "score_field", "score_error",
-            "hallucination_filter", "image_frames", "quality_table"]
+# distillation
+from .distillation import (
+    agreement_by_class,
+    generation_curve,
+    kernel_self_distillation,
+    probe_curve,
+    teacher_student_maps,
+)
 
-# issue 6: loss landscapes and curvature
-from .landscape import (  # noqa: E402
+# embeddings and prototypes
+from .embedding import aligned_maps, embedding, png_bytes, scatter_map
+
+# loss landscapes and curvature
+from .landscape import (
     curvature_by_class,
     hessian_spectrum,
     interpolation_curve,
@@ -76,5 +52,27 @@ from .landscape import (  # noqa: E402
     loss_lines,
 )
 
-__all__ += ["landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
-            "interpolation_curve", "hessian_spectrum", "curvature_by_class"]
+# OOD detection
+from .ood import detector_table, landing_bars, roc_figure, score_histograms
+from .prototypes import (
+    occupancy_bars,
+    prototype_evolution,
+    prototype_gallery,
+    prototype_map,
+    redundancy_heatmap,
+)
+from .training import loss_curves
+
+__all__ = [
+    "samples", "loss_curves", "confusion_matrix",
+    "embedding", "scatter_map", "aligned_maps", "png_bytes",
+    "prototype_map", "occupancy_bars", "redundancy_heatmap", "prototype_evolution", "prototype_gallery",
+    "roc_figure", "score_histograms", "detector_table", "landing_bars",
+    "trajectory", "trajectory_pair", "samples_grid", "score_field", "score_error",
+    "hallucination_filter", "image_frames", "quality_table",
+    "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
+    "interpolation_curve", "hessian_spectrum", "curvature_by_class",
+    "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
+    "kernel_self_distillation",
+    "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table",
+]

@@ -1,39 +1,20 @@
 """Interactive views: plotly FigureWidgets + ipywidgets controls, built on ``workbench.viz``.
 
 No math here: every view takes results from ``workbench.analyses`` and updates its traces in
-place (``fig.batch_update()``), never recreating figures.
+place (``fig.batch_update()``), never recreating figures. Figures are made with
+``_figure.figure_widget`` so they render reliably in JupyterLab (see that module).
 """
 
-__all__: list[str] = []
+from .compare import CompareView
+from .distillation import DistillationView
+from .embedding import EmbeddingView
+from .landscape import LandscapeView
+from .live import LiveTraining
+from .ood_lens import OODLens
+from .prototypes import PrototypeView
+from .trajectory import TrajectoryView
 
-# issue 8: live training and comparing runs
-from .compare import CompareView  # noqa: E402
-from .live import LiveTraining  # noqa: E402
-
-__all__ += ["LiveTraining", "CompareView"]
-
-# issue 3: embeddings and prototypes
-from .embedding import EmbeddingView  # noqa: E402
-from .prototypes import PrototypeView  # noqa: E402
-
-__all__ += ["EmbeddingView", "PrototypeView"]
-
-# issue 7: distillation
-from .distillation import DistillationView  # noqa: E402
-
-__all__ += ["DistillationView"]
-
-# issue 4: OOD detection
-from .ood_lens import OODLens  # noqa: E402
-
-__all__ += ["OODLens"]
-
-# issue 5: diffusion
-from .trajectory import TrajectoryView  # noqa: E402
-
-__all__ += ["TrajectoryView"]
-
-# issue 6: loss landscapes
-from .landscape import LandscapeView  # noqa: E402
-
-__all__ += ["LandscapeView"]
+__all__ = [
+    "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
+    "DistillationView", "LiveTraining", "CompareView",
+]
