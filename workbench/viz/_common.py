@@ -35,3 +35,21 @@ def base_layout(fig, title: str | None = None, height: int = 420, width: int | N
         legend=dict(itemsizing="constant"),
     )
     return fig
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (NaN-aware) over ``window`` points; 1 = unchanged."""
+    y = np.asarray(y, dtype=float)
+    if window <= 1 or y.size == 0:
+        return y
+    ok = np.isfinite(y)
+    v = np.where(ok, y, 0.0)
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
+    idx = np.arange(1, y.size + 1)
+    lo = np.maximum(idx - window, 0)
+    cnt = n[idx] - n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (c[idx] - c[lo]) / cnt
+    out[cnt == 0] = np.nan
+    return out

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._common import base_layout, colour, go, to_numpy
+from ._common import base_layout, colour, go, smooth, to_numpy
 
 __all__ = [
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes",
@@ -31,24 +31,6 @@ def _subplots(**kw):
     from plotly.subplots import make_subplots
 
     return make_subplots(**kw)
-
-
-def smooth(y: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average (NaN-aware) over ``window`` points; 1 = unchanged."""
-    y = np.asarray(y, dtype=float)
-    if window <= 1 or y.size == 0:
-        return y
-    ok = np.isfinite(y)
-    v = np.where(ok, y, 0.0)
-    c = np.cumsum(np.insert(v, 0, 0.0))
-    n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
-    idx = np.arange(1, y.size + 1)
-    lo = np.maximum(idx - window, 0)
-    cnt = n[idx] - n[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (c[idx] - c[lo]) / cnt
-    out[cnt == 0] = np.nan
-    return out
 
 
 # ------------------------------------------------------------------------ one fit

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._common import base_layout, colour, go
-
-
-def _smooth(y: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(y) < window:
-        return y
-    k = np.ones(window) / window
-    pad = np.concatenate([np.full(window - 1, y[0]), y])
-    return np.convolve(pad, k, mode="valid")
+from ._common import smooth as moving_average
 
 
 def loss_curves(history, keys=("loss",), *, smooth: int = 1, title: str | None = "Training", log_y: bool = False):
@@ -20,7 +11,7 @@ def loss_curves(history, keys=("loss",), *, smooth: int = 1, title: str | None =
     fig = go.Figure()
     for i, key in enumerate(keys):
         y = history.series(key)
-        fig.add_trace(go.Scatter(x=history.steps, y=_smooth(y, smooth), mode="lines", name=f"train {key}",
+        fig.add_trace(go.Scatter(x=history.steps, y=moving_average(y, smooth), mode="lines", name=f"train {key}",
                                  line=dict(color=colour(i))))
         if any(key in e for e in history.evals):
             s, v = history.eval_series(key)
