@@ -30,22 +30,13 @@ import warnings
 
 import numpy as np
 import torch
+from _common import train_model
 from torch.func import functional_call, jacrev, vmap
 
 import workbench as wb
 from workbench.analyses.curvature import HessianOperator
 
 warnings.filterwarnings("ignore")
-
-
-def train_model():
-    ds = wb.data.load("digits")
-    data = wb.data.Dataset.from_arrays(ds.flat, ds.y)
-    model = wb.models.MLP(64, (128, 128), 10, seed=0)
-    wb.fit(model, wb.methods.CrossEntropy(), data, epochs=8, lr=0.05, batch_size=64, optimizer="sgd",
-           seed=0, progress=False)
-    model.eval()
-    return model, data
 
 
 def exact_trace_relu(model, X, chunk=64):

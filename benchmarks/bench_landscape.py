@@ -40,19 +40,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import train_model
 
 import workbench as wb
 from workbench.analyses._landscape_engine import GridEvaluator
-
-
-def train_model():
-    ds = wb.data.load("digits")
-    data = wb.data.Dataset.from_arrays(ds.flat, ds.y)
-    model = wb.models.MLP(64, (128, 128), 10, seed=0)
-    wb.fit(model, wb.methods.CrossEntropy(), data, epochs=8, lr=0.05, batch_size=64, optimizer="sgd",
-           seed=0, progress=False)
-    model.eval()
-    return model, data
 
 
 def ll_directions(model, steps, distance=1.0, seed=1234):
