@@ -224,6 +224,11 @@ def fit(
             for t, g in zip(tracked, good):
                 t.copy_(g)
 
+    # the re-evaluation inside a closure (SAM's second pass) must not update buffers: BatchNorm
+    # running statistics and method state keep the clean first pass's values, as the official
+    # SAM code does
+    closure_buffers = list({id(b): b for b in [*model.buffers(), *method.buffers()]}.values())
+
     was_training = (model.training, method.training)
     old_threads = torch.get_num_threads()
     if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
@@ -263,10 +268,6 @@ def fit(
                     if grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(params, grad_clip)
                     if needs_closure:
-                        # the re-evaluation (SAM's second pass) must not update buffers: BatchNorm
-                        # running statistics and method state keep the clean first pass's values,
-                        # as the official SAM code does
-                        closure_buffers = list({id(b): b for b in [*model.buffers(), *method.buffers()]}.values())
 
                         def closure(x=x, y=y, bufs=closure_buffers):
                             opt.zero_grad(set_to_none=True)
