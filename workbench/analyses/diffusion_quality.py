@@ -267,14 +267,20 @@ def _subsample(x: torch.Tensor, m: int | None, g: torch.Generator) -> torch.Tens
     return x[torch.randperm(len(x), generator=g)[:m]]
 
 
-def energy_distance(x, y, *, max_points: int | None = 4000, seed: int = 0) -> float:
-    """Energy distance 2E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ (within-set means exclude the diagonal)."""
+def _sample_pair(x, y, max_points, seed, what):
+    """Both point sets as float64, each subsampled to ``max_points`` with one seeded generator."""
     g = torch.Generator().manual_seed(seed)
     a, b = _subsample(_points(x).double(), max_points, g), _subsample(_points(y, "reference").double(), max_points, g)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x has {a.shape[1]} features but y has {b.shape[1]}")
     if len(a) < 2 or len(b) < 2:
-        raise ValueError("energy distance needs at least 2 points on each side")
+        raise ValueError(f"{what} needs at least 2 points on each side")
+    return a, b
+
+
+def energy_distance(x, y, *, max_points: int | None = 4000, seed: int = 0) -> float:
+    """Energy distance 2E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ (within-set means exclude the diagonal)."""
+    a, b = _sample_pair(x, y, max_points, seed, "energy distance")
     dxy = torch.cdist(a, b).mean()
     dxx = torch.cdist(a, a).sum() / (len(a) * (len(a) - 1))
     dyy = torch.cdist(b, b).sum() / (len(b) * (len(b) - 1))
@@ -283,12 +289,7 @@ def energy_distance(x, y, *, max_points: int | None = 4000, seed: int = 0) -> fl
 
 def mmd(x, y, *, bandwidth: float | None = None, max_points: int | None = 4000, seed: int = 0) -> float:
     """Unbiased squared MMD with a Gaussian kernel exp(−‖a−b‖²/(2h²)); h = median pairwise distance by default."""
-    g = torch.Generator().manual_seed(seed)
-    a, b = _subsample(_points(x).double(), max_points, g), _subsample(_points(y, "reference").double(), max_points, g)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"x has {a.shape[1]} features but y has {b.shape[1]}")
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("MMD needs at least 2 points on each side")
+    a, b = _sample_pair(x, y, max_points, seed, "MMD")
     dab = torch.cdist(a, b)
     if bandwidth is None:
         bandwidth = float(dab.median())
