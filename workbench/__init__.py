@@ -16,7 +16,7 @@ from .training import History, fit
 
 __version__ = "0.1.0"
 
-_LAZY = ("analyses", "ood", "runs", "viz", "widgets")
+_LAZY = ("analyses", "ood", "runs", "teach", "viz", "widgets")
 
 __all__ = [
     "pick_device",
