@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import workbench as wb
 from workbench.analyses import distillation as D
@@ -231,7 +232,7 @@ def test_l2_bottleneck_head_outputs_cosines():
 # --------------------------------------------------------------------------- CKA
 def test_cka_of_a_representation_with_itself_is_one():
     x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
-    assert D.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert wb.analyses.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_cka_invariant_to_orthogonal_transforms_and_isotropic_scaling():
@@ -239,33 +240,33 @@ def test_cka_invariant_to_orthogonal_transforms_and_isotropic_scaling():
     x = torch.randn(40, 6, generator=g, dtype=torch.float64)
     y = torch.randn(40, 9, generator=g, dtype=torch.float64) + x @ torch.randn(6, 9, generator=g, dtype=torch.float64)
     q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
-    base = D.linear_cka(x, y)
+    base = wb.analyses.linear_cka(x, y)
     assert 0 < base < 1
-    assert D.linear_cka(x.double() @ q * 3.7, y) == pytest.approx(base, abs=1e-10)
-    assert D.linear_cka(x, 0.01 * y) == pytest.approx(base, abs=1e-10)
-    assert D.linear_cka(x.double() @ q, x) == pytest.approx(1.0, abs=1e-10)
+    assert wb.analyses.linear_cka(x.double() @ q * 3.7, y) == pytest.approx(base, abs=1e-10)
+    assert wb.analyses.linear_cka(x, 0.01 * y) == pytest.approx(base, abs=1e-10)
+    assert wb.analyses.linear_cka(x.double() @ q, x) == pytest.approx(1.0, abs=1e-10)
     # translation does not matter (features are centred) ...
-    assert D.linear_cka(x + 5.0, y) == pytest.approx(base, abs=1e-10)
+    assert wb.analyses.linear_cka(x + 5.0, y) == pytest.approx(base, abs=1e-10)
     # ... but anisotropic scaling does
     s = torch.ones(6, dtype=torch.float64)
     s[0] = 10.0
-    assert abs(D.linear_cka(x * s, x) - 1.0) > 1e-3
+    assert abs(wb.analyses.linear_cka(x * s, x) - 1.0) > 1e-3
     # N < d takes the Gram-matrix route: same value
     small_x, small_y = x[:5], y[:5]
     a, b = small_x.double() - small_x.double().mean(0), small_y.double() - small_y.double().mean(0)
     ref = (b.T @ a).pow(2).sum() / ((a.T @ a).norm() * (b.T @ b).norm())
-    assert D.linear_cka(small_x, small_y) == pytest.approx(float(ref), rel=1e-10)
+    assert wb.analyses.linear_cka(small_x, small_y) == pytest.approx(float(ref), rel=1e-10)
 
 
 def test_cka_errors():
     with pytest.raises(ValueError, match="same samples"):
-        D.linear_cka(torch.randn(5, 2), torch.randn(6, 2))
+        wb.analyses.linear_cka(torch.randn(5, 2), torch.randn(6, 2))
     with pytest.raises(ValueError, match="constant"):
-        D.linear_cka(torch.ones(5, 2), torch.randn(5, 2))
+        wb.analyses.linear_cka(torch.ones(5, 2), torch.randn(5, 2))
     with pytest.raises(ValueError, match=r"\(N, d\)"):
-        D.linear_cka(torch.randn(5), torch.randn(5, 2))
+        wb.analyses.linear_cka(torch.randn(5), torch.randn(5, 2))
     with pytest.raises(ValueError, match="NaN"):
-        D.linear_cka(torch.tensor([[float("nan")], [1.0]]), torch.randn(2, 1))
+        wb.analyses.linear_cka(torch.tensor([[float("nan")], [1.0]]), torch.randn(2, 1))
 
 
 # --------------------------------------------------------------------------- relative reps, agreement
@@ -273,15 +274,15 @@ def test_relative_representations_are_invariant_to_rotation_and_scale():
     g = torch.Generator().manual_seed(2)
     z = torch.randn(30, 5, generator=g)
     q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g))
-    r = D.relative_similarity(z, 4.0 * z @ q, anchors=10, seed=0)
+    r = wb.analyses.relative_similarity(z, 4.0 * z @ q, anchors=10, seed=0)
     assert r.cosine == pytest.approx(1.0, abs=1e-6) and r.top1 == 1.0
     assert r.absolute_cosine < 0.9  # the absolute coordinates do differ
-    rel = D.relative_representation(z, z[:3])
+    rel = wb.analyses.relative_representation(z, z[:3])
     assert rel.shape == (30, 3) and torch.allclose(rel[:3].diagonal(), torch.ones(3))
-    other = D.relative_similarity(z, torch.randn(30, 8, generator=g), anchors=[0, 1, 2, 3])
+    other = wb.analyses.relative_similarity(z, torch.randn(30, 8, generator=g), anchors=[0, 1, 2, 3])
     assert other.cosine < 0.9 and math.isnan(other.absolute_cosine)
     with pytest.raises(ValueError, match="anchors"):
-        D.relative_similarity(z, z, anchors=100)
+        wb.analyses.relative_similarity(z, z, anchors=100)
 
 
 def test_agreement_from_logits_by_hand():
@@ -328,28 +329,13 @@ def test_report_and_trajectory_on_a_tiny_fit():
         D.distillation_trajectory(teacher, [1, 2], test)
 
 
-def test_self_distillation_generations_leave_the_teacher_alone():
-    data = _data(n=60)
-    train, val = data.split(0.5, seed=0)
-    teacher = _mlp(seed=0)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    res = D.self_distillation(teacher, train, val=val, generations=2, steps=5, batch_size=16)
-    assert res.generations == 2 and res.models[0] is teacher
-    assert res.accuracy.shape == (3,) and math.isnan(float(res.agreement_previous[0]))
-    for k, v in teacher.state_dict().items():
-        assert torch.equal(v, before[k])
-    assert all(p.requires_grad for p in teacher.parameters())
-    with pytest.raises(ValueError, match="generations"):
-        D.self_distillation(teacher, train, val=val, generations=0)
-
-
 def test_kernel_self_distillation_matches_ridge_and_powers_of_the_hat_matrix():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(20, 1, generator=g, dtype=torch.float64)
     y = torch.sin(6 * x[:, 0]) + 0.1 * torch.randn(20, generator=g, dtype=torch.float64)
     xq = torch.linspace(0, 1, 7, dtype=torch.float64)[:, None]
     lam, gamma = 0.05, 5.0
-    r = D.kernel_self_distillation(x, y, xq, torch.sin(6 * xq[:, 0]), lam=lam, gamma=gamma,
+    r = wb.analyses.kernel_self_distillation(x, y, xq, torch.sin(6 * xq[:, 0]), lam=lam, gamma=gamma,
                                    alphas=(0.0, 1.0), steps=3)
     k = torch.exp(-gamma * torch.cdist(x, x) ** 2)
     kq = torch.exp(-gamma * torch.cdist(xq, x) ** 2)
@@ -367,14 +353,14 @@ def test_kernel_self_distillation_matches_ridge_and_powers_of_the_hat_matrix():
     assert torch.allclose(r.test_pred[1, 0], r.test_pred[1, 3])
     assert r.norm[0, 3] < r.norm[0, 0]  # regularisation amplified
     with pytest.raises(ValueError, match="lam"):
-        D.kernel_self_distillation(x, y, xq, lam=0)
+        wb.analyses.kernel_self_distillation(x, y, xq, lam=0)
 
 
 def test_batchnorm_recalibrated_copies_and_measures_the_data():
     model = wb.models.MLP(4, (8,), 3, norm="batch", seed=0)
     data = _data(n=50)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cal = D.batchnorm_recalibrated(model, data)
+    cal = wb.analyses.batchnorm_recalibrated(model, data)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # the model passed in is untouched
     bn = cal.body[1]
@@ -383,9 +369,68 @@ def test_batchnorm_recalibrated_copies_and_measures_the_data():
     assert torch.allclose(bn.running_mean, h.mean(0), atol=1e-5)
     assert torch.allclose(bn.running_var, h.var(0), atol=1e-5)
     assert not cal.training and bn.momentum == model.body[1].momentum
-    batched = D.batchnorm_recalibrated(model, data, batch_size=25)  # mean of two batch means
+    batched = wb.analyses.batchnorm_recalibrated(model, data, batch_size=25)  # mean of two batch means
     assert torch.allclose(batched.body[1].running_mean, h.mean(0), atol=1e-5)
     for (k, a), (_, b) in zip(model.named_parameters(), cal.named_parameters()):
         assert torch.equal(a, b), k
-    plain = D.batchnorm_recalibrated(_mlp(), data)
+    plain = wb.analyses.batchnorm_recalibrated(_mlp(), data)
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), _mlp().parameters()))
+
+
+def test_batchnorm_recalibrated_measures_what_the_eval_mode_network_sees():
+    # a user's network: dropout before batch norm, and a fine-tuning set-up (model in train mode,
+    # its batch norm frozen in eval mode); neither flags nor tensors of it may change
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    net.train()
+    net[2].eval()
+    flags = [m.training for m in net.modules()]
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    data = _data(n=40)
+    cal = wb.analyses.batchnorm_recalibrated(net, data)
+    assert [m.training for m in net.modules()] == flags
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        h = net[0](data.x)  # (N, 6): dropout is off in eval mode, so batch norm sees these
+    assert torch.allclose(cal[2].running_mean, h.mean(0), atol=1e-5)
+    assert torch.allclose(cal[2].running_var, h.var(0), atol=1e-5)
+    assert not any(m.training for m in cal.modules()) and cal[2].momentum == 0.1
+
+
+def test_batchnorm_recalibrated_on_4d_features_and_bad_input():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Flatten())
+    x = torch.randn(12, 1, 6, 6) * 2 + 1
+    data = wb.data.Dataset(x, torch.arange(12) % 2, kind="image")
+    cal = wb.analyses.batchnorm_recalibrated(net, data)
+    with torch.no_grad():
+        h = net[0](x)  # (N, 3, 4, 4): statistics over N, H, W per channel
+    assert torch.allclose(cal[1].running_mean, h.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(cal[1].running_var, h.transpose(0, 1).reshape(3, -1).var(1), atol=1e-4)
+    with pytest.raises(ValueError, match="batch_size"):
+        wb.analyses.batchnorm_recalibrated(net, data, batch_size=1)
+    with pytest.raises(TypeError, match="Dataset"):
+        wb.analyses.batchnorm_recalibrated(net, x)
+    with pytest.raises(TypeError, match="nn.Module"):
+        wb.analyses.batchnorm_recalibrated("net", data)
+    with pytest.raises(ValueError, match="at least 2"):
+        wb.analyses.batchnorm_recalibrated(net, wb.data.Dataset(x[:1], kind="image"))
+
+
+def test_kernel_self_distillation_bad_input():
+    x, y = torch.rand(10, 1), torch.rand(10)
+    xq = torch.rand(4, 1)
+    for kwargs, match in (({"gamma": 0.0}, "gamma"), ({"steps": True}, "steps"), ({"steps": -1}, "steps"),
+                          ({"alphas": ()}, "alphas"), ({"alphas": (0.5, 1.5)}, "alphas")):
+        with pytest.raises(ValueError, match=match):
+            wb.analyses.kernel_self_distillation(x, y, xq, **kwargs)
+    with pytest.raises(ValueError, match="NaN"):
+        wb.analyses.kernel_self_distillation(x, torch.full((10,), float("nan")), xq)
+    with pytest.raises(ValueError, match=r"\(N,\) or \(N, p\)"):
+        wb.analyses.kernel_self_distillation(torch.rand(10, 1, 1), y, xq)
+    with pytest.raises(ValueError, match="features"):
+        wb.analyses.kernel_self_distillation(x, y, torch.rand(4, 2))
+    # a 1-D x is N points of one feature; numpy in, same numbers out
+    a = wb.analyses.kernel_self_distillation(x[:, 0], y, xq, y_test=torch.rand(4), steps=2)
+    b = wb.analyses.kernel_self_distillation(x.numpy(), y.numpy(), xq.numpy(), y_test=a.y_test.numpy(), steps=2)
+    assert torch.equal(a.test_pred, b.test_pred) and a.test_mse.shape == (3, 3)

@@ -338,3 +338,42 @@ def test_store_files_are_plain_json_and_safetensors(tmp_path, data):
     with safe_open(str(folder / "snapshots.safetensors"), framework="pt") as f:
         keys = list(f.keys())
     assert "params/0/body.0.weight" in keys and "embeddings/0" in keys
+
+
+def test_a_save_that_fails_while_writing_leaves_nothing(tmp_path, data):
+    store = RunStore(tmp_path)
+    model, method, hist = _fit(data)
+    with pytest.raises(TypeError, match="without pickle"):
+        store.save(model, method, hist, artifacts={"bad": {"x": object()}})
+    assert store.list().empty
+    assert list((tmp_path / "runs").iterdir()) == [] and list((tmp_path / "tmp").iterdir()) == []
+    # a bad argument is caught before anything is written
+    with pytest.raises(ValueError, match="artifact name"):
+        RunStore(tmp_path / "other").save(model, method, hist, artifacts={"../x": 1})
+    assert not (tmp_path / "other").exists()
+
+
+def test_codec_round_trip_and_old_class_paths():
+    from workbench.runs.codec import Encoder, decode
+
+    hist = wb.History()
+    hist.log_step(1, {"loss": 0.5})
+    value = {"t": torch.arange(3), "a": np.ones((2, 2)), "tuple": (1, "x", None), "__odd": 2.5,
+             "dtype": torch.float16, "device": torch.device("cpu"), "hist": hist, "nested": [{"n": np.int64(4)}]}
+    enc = Encoder("test")
+    back = decode(json.loads(json.dumps(enc.encode(value))), enc.tensors)
+    assert set(back) == set(value) and torch.equal(back["t"], value["t"])
+    assert np.array_equal(back["a"], value["a"]) and back["tuple"] == (1, "x", None)
+    assert back["dtype"] is torch.float16 and back["device"] == torch.device("cpu")
+    assert back["hist"].records == hist.records and back["nested"] == [{"n": 4}] and back["__odd"] == 2.5
+    # a result saved before the distillation module was split names its class by the old path
+    krr = wb.analyses.kernel_self_distillation(torch.rand(6), torch.rand(6), torch.rand(3), steps=1)
+    enc = Encoder("test")
+    tree = enc.encode(krr)
+    assert tree["__dataclass__"] == "workbench.analyses.kernel_distillation:KernelSelfDistillation"
+    tree["__dataclass__"] = "workbench.analyses.distillation:KernelSelfDistillation"
+    old = decode(tree, enc.tensors)
+    assert type(old) is type(krr) and torch.equal(old.test_pred, krr.test_pred)
+    # classes outside the workbench are never imported: a dict comes back
+    tree["__dataclass__"] = "os:PathLike"
+    assert decode(tree, enc.tensors)["__class__"] == "os:PathLike"

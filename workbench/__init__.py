@@ -1,7 +1,7 @@
 """workbench: a notebook-first workbench for the science of representation learning.
 
 Light at import: only torch and the core layers (data, models, methods, training) load
-eagerly. ``analyses``, ``ood``, ``runs``, ``viz`` and ``widgets`` load on first use, so
+eagerly. ``analyses``, ``ood``, ``recipes``, ``runs``, ``viz`` and ``widgets`` load on first use, so
 ``import workbench`` never pulls in plotly, umap or the Jupyter stack.
 """
 
@@ -16,7 +16,7 @@ from .training import History, fit
 
 __version__ = "0.1.0"
 
-_LAZY = ("analyses", "ood", "runs", "teach", "viz", "widgets")
+_LAZY = ("analyses", "ood", "recipes", "runs", "teach", "viz", "widgets")
 
 __all__ = [
     "pick_device",

@@ -3,6 +3,7 @@
 Never imports plotly or ipywidgets, never changes the model (weights, buffers, mode).
 """
 
+from .batchnorm import batchnorm_recalibrated
 from .classification import Predictions, predict
 from .curvature import (
     HessianEigs,
@@ -35,20 +36,11 @@ from .diffusion_quality import (
 from .distillation import (
     Agreement,
     DistillationTrajectory,
-    KernelSelfDistillation,
-    RelativeSimilarity,
-    SelfDistillationResult,
     TeacherStudentReport,
     agreement,
     agreement_from_logits,
-    batchnorm_recalibrated,
     distillation_trajectory,
-    kernel_self_distillation,
-    linear_cka,
-    relative_representation,
-    relative_similarity,
     reports_table,
-    self_distillation,
     teacher_student_report,
 )
 from .embedding import (
@@ -67,6 +59,7 @@ from .fewshot import (
     prototype_classify,
     sample_episodes,
 )
+from .kernel_distillation import KernelSelfDistillation, kernel_self_distillation
 from .landscape import (
     Interpolation,
     LossLine,
@@ -101,6 +94,7 @@ from .representation import (
     silhouette,
     uniformity,
 )
+from .similarity import RelativeSimilarity, linear_cka, relative_representation, relative_similarity
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -113,8 +107,7 @@ __all__ = [
     "agreement_from_logits", "Agreement", "linear_cka", "relative_representation",
     "relative_similarity", "RelativeSimilarity", "teacher_student_report",
     "TeacherStudentReport", "reports_table", "distillation_trajectory",
-    "DistillationTrajectory", "self_distillation", "SelfDistillationResult",
-    "kernel_self_distillation", "KernelSelfDistillation", "batchnorm_recalibrated",
+    "DistillationTrajectory", "kernel_self_distillation", "KernelSelfDistillation", "batchnorm_recalibrated",
     "sample_trajectory", "Trajectory", "score_field", "ScoreField", "matching_frames",
     "gaussian_score", "GaussianScoreModel", "score_error", "ScoreError", "hallucination_flags",
     "HallucinationFlags", "trajectory_variance", "TrajectoryVariance", "hallucination_filter",
@@ -125,3 +118,11 @@ __all__ = [
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
 ]
+
+
+def __getattr__(name: str):
+    # self_distillation and SelfDistillationResult moved to wb.recipes (they train models);
+    # imported only when asked for, with a FutureWarning, so analyses never imports training
+    from .distillation import moved
+
+    return moved(name, __name__)

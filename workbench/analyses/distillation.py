@@ -8,62 +8,41 @@ Definitions (all results are frozen dataclasses of detached CPU tensors / floats
 * **KL(teacher ‖ student)**: Σ_c p_t,c (log p_t,c − log p_s,c) per sample with
   p = softmax(logits / T), averaged over samples (and per class). T = 1 by default; KD's own
   temperature shows how well the soft targets were matched.
-* **linear CKA** (Kornblith et al. 2019, "Similarity of Neural Network Representations
-  Revisited"): for column-centred X (N, d1) and Y (N, d2),
-  CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F · ‖YᵀY‖_F). It is 1 for X against itself, invariant to orthogonal
-  transforms and isotropic scaling of either side (not to arbitrary invertible maps), and
-  compares representations of different widths.
-* **relative representations** (Moschella et al., ICLR 2023, "Relative representations enable
-  zero-shot latent space communication"): each sample is described by its cosine similarities
-  to a shared set of anchor samples, r(x) = [cos(z(x), z(a_1)), ..., cos(z(x), z(a_A))]. Two
-  models' relative representations of the same sample can be compared directly even when
-  their absolute spaces differ by a rotation, scale or width. ``relative_similarity`` reports
-  the mean cosine between the two models' r(x) and the top-1 retrieval rate (how often the
-  nearest relative representation in model B of sample i's model-A one is sample i itself).
+* **representation similarity**: linear CKA and relative representations of the two models'
+  features (``workbench.analyses.similarity``, where they are defined).
 * **linear probe / k-NN accuracy** of each model's features: ``wb.analyses.linear_probe_accuracy``
-  and ``knn_accuracy`` (issue 3's implementations, not duplicated here).
+  and ``knn_accuracy`` (``workbench.analyses.representation``).
 
-Training helpers that produce teachers and students (they call ``wb.fit`` on fresh models and
-never change the models you pass): ``self_distillation`` (a model distilled into a fresh copy
-of itself, generation after generation; Furlanello et al. 2018 "Born-Again Neural Networks")
-and ``kernel_self_distillation`` (Borup & Andersen, NeurIPS 2021, "Even your Teacher Needs
-Guidance": the exact closed form of self-distillation in kernel ridge regression).
+``teacher_student_report`` gathers all of them for one pair, ``reports_table`` lays several
+reports side by side, and ``distillation_trajectory`` follows students (training snapshots or
+named models) against the teacher on aligned 2-D maps.
+
+Related modules: ``workbench.analyses.batchnorm`` (a random teacher's batch-norm statistics
+measured on the data), ``workbench.analyses.kernel_distillation`` (the closed form of
+self-distillation in kernel ridge regression) and ``workbench.recipes`` (self-distillation
+generations, which train models and so are a recipe, not an analysis).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embedding import embed
+from .embedding import _as_items, embed
 from .representation import knn_accuracy, linear_probe_accuracy
+from .similarity import RelativeSimilarity, as_matrix, linear_cka, relative_similarity
 
 __all__ = [
-    "Agreement", "agreement", "agreement_from_logits", "linear_cka", "relative_representation",
-    "RelativeSimilarity", "relative_similarity", "TeacherStudentReport", "teacher_student_report",
-    "DistillationTrajectory", "distillation_trajectory", "SelfDistillationResult",
-    "self_distillation", "KernelSelfDistillation", "kernel_self_distillation", "reports_table",
-    "batchnorm_recalibrated",
+    "Agreement", "agreement", "agreement_from_logits", "TeacherStudentReport",
+    "teacher_student_report", "reports_table", "DistillationTrajectory", "distillation_trajectory",
 ]
-
-
-def _as_2d(z, what: str) -> torch.Tensor:
-    if isinstance(z, np.ndarray):
-        z = torch.from_numpy(np.ascontiguousarray(z))
-    if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{what} must be a tensor or numpy array of shape (N, d), got {type(z).__name__}")
-    if z.ndim != 2:
-        raise ValueError(f"{what} must have shape (N, d), got {tuple(z.shape)}")
-    z = z.detach().cpu().double()
-    if not torch.isfinite(z).all():
-        raise ValueError(f"{what} contains NaN or inf; check the model's features")
-    return z
 
 
 def _features(model_or_z, data, what: str, fn=None) -> torch.Tensor:
@@ -72,7 +51,7 @@ def _features(model_or_z, data, what: str, fn=None) -> torch.Tensor:
         if data is None:
             raise ValueError(f"{what} is a model, so pass the data to embed")
         return embed(model_or_z, data, fn=fn)
-    z = _as_2d(model_or_z, what).float()
+    z = as_matrix(model_or_z, what).float()
     if data is not None and z.shape[0] != len(data):
         raise ValueError(f"{what} has {z.shape[0]} rows but the data has {len(data)} samples")
     return z
@@ -122,8 +101,8 @@ def agreement_from_logits(teacher_logits, student_logits, y=None, *, temperature
                           class_names=None) -> Agreement:
     """``Agreement`` from (N, C) teacher and student logits (and optional labels (N,), -1 skipped
     in the per-class and accuracy figures)."""
-    t = _as_2d(teacher_logits, "teacher_logits")
-    s = _as_2d(student_logits, "student_logits")
+    t = as_matrix(teacher_logits, "teacher_logits")
+    s = as_matrix(student_logits, "student_logits")
     if t.shape != s.shape:
         raise ValueError(
             f"teacher logits {tuple(t.shape)} and student logits {tuple(s.shape)} differ; both "
@@ -183,107 +162,6 @@ def agreement(teacher: nn.Module, student: nn.Module, data, *, temperature: floa
     ps = predict(student, data, batch_size=batch_size)
     return agreement_from_logits(pt.logits, ps.logits, pt.y, temperature=temperature,
                                  class_names=getattr(data, "classes", None))
-
-
-# --------------------------------------------------------------------------- CKA
-def linear_cka(x, y) -> float:
-    """Linear CKA between two representations of the same N samples, (N, d1) and (N, d2).
-
-    ``‖Y_cᵀ X_c‖²_F / (‖X_cᵀ X_c‖_F ‖Y_cᵀ Y_c‖_F)`` with column-centred X_c, Y_c, in float64.
-    1 for identical representations (up to rotation, reflection and isotropic scale), 0 when
-    every feature of one is uncorrelated with every feature of the other.
-    """
-    a, b = _as_2d(x, "x"), _as_2d(y, "y")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"x has {a.shape[0]} rows but y has {b.shape[0]}; CKA compares two representations "
-            "of the same samples (row i of each = sample i)"
-        )
-    if a.shape[0] < 2:
-        raise ValueError("CKA needs at least 2 samples")
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    # for N < d it is cheaper through the N x N Gram matrices: ‖YᵀX‖² = <XXᵀ, YYᵀ>
-    if a.shape[0] < max(a.shape[1], b.shape[1]):
-        ka, kb = a @ a.T, b @ b.T
-        num, na, nb = (ka * kb).sum(), ka.norm(), kb.norm()
-    else:
-        num = (b.T @ a).pow(2).sum()
-        na, nb = (a.T @ a).norm(), (b.T @ b).norm()
-    if na == 0 or nb == 0:
-        which = "x" if na == 0 else "y"
-        raise ValueError(f"{which} is constant over the samples (all features identical), so CKA is undefined")
-    return float(num / (na * nb))
-
-
-# --------------------------------------------------------------------------- relative reps
-def relative_representation(z, anchors) -> torch.Tensor:
-    """(N, A) cosine similarities of each row of ``z`` (N, d) to each anchor (A, d)."""
-    a, b = _as_2d(z, "z"), _as_2d(anchors, "anchors")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"z is {a.shape[1]}-d but the anchors are {b.shape[1]}-d; embed the anchors with the same model")
-    return (F.normalize(a, dim=1) @ F.normalize(b, dim=1).T).float()
-
-
-def _anchor_index(n: int, anchors, seed: int) -> torch.Tensor:
-    if isinstance(anchors, (int, np.integer)) and not isinstance(anchors, bool):
-        if not 1 <= anchors <= n:
-            raise ValueError(f"anchors must be between 1 and the number of samples ({n}), got {anchors}")
-        g = torch.Generator().manual_seed(seed)
-        return torch.randperm(n, generator=g)[: int(anchors)].sort().values
-    idx = torch.as_tensor(anchors).long().flatten()
-    if idx.numel() == 0 or idx.min() < 0 or idx.max() >= n:
-        raise ValueError(f"anchor indices must lie in [0, {n}), got {idx.tolist()[:8]}...")
-    return idx
-
-
-@dataclass(frozen=True, eq=False)
-class RelativeSimilarity:
-    """How alike two models' relative representations of the same samples are.
-
-    ``cosine``: mean over samples of cos(r_A(x), r_B(x)); ``per_sample`` (N,) those cosines;
-    ``top1``: fraction of samples whose nearest model-B relative representation (cosine) is
-    their own; ``absolute_cosine``: the same mean cosine on the raw features (NaN when the
-    widths differ) — the baseline that relative representations improve on; ``anchors``: the
-    anchor indices used.
-    """
-
-    cosine: float
-    top1: float
-    absolute_cosine: float
-    per_sample: torch.Tensor = field(repr=False)
-    anchors: torch.Tensor = field(repr=False)
-
-    def __repr__(self) -> str:
-        return (
-            f"RelativeSimilarity(cosine={self.cosine:.4f}, top1={self.top1:.4f}, "
-            f"absolute cosine={self.absolute_cosine:.4f}, anchors={self.anchors.numel()})"
-        )
-
-
-def relative_similarity(za, zb, *, anchors=64, seed: int = 0, center: bool = True) -> RelativeSimilarity:
-    """Compare two embeddings (N, d_a), (N, d_b) of the same samples through relative reps.
-
-    ``anchors``: how many anchor samples to draw (seeded) or their indices. ``center``: subtract
-    each embedding's mean before taking cosines (Moschella et al. centre in some experiments;
-    it makes post-ReLU features, which are all positive, comparable).
-    """
-    a, b = _as_2d(za, "za"), _as_2d(zb, "zb")
-    n = a.shape[0]
-    if b.shape[0] != n:
-        raise ValueError(f"za has {n} rows but zb has {b.shape[0]}; pass embeddings of the same samples")
-    if center:
-        a, b = a - a.mean(0), b - b.mean(0)
-    idx = _anchor_index(n, anchors, seed)
-    ra = relative_representation(a, a[idx]).double()
-    rb = relative_representation(b, b[idx]).double()
-    ra_n, rb_n = F.normalize(ra, dim=1), F.normalize(rb, dim=1)
-    per = (ra_n * rb_n).sum(1)
-    top1 = float(((ra_n @ rb_n.T).argmax(1) == torch.arange(n)).double().mean())
-    absolute = float("nan")
-    if a.shape[1] == b.shape[1]:
-        absolute = float((F.normalize(a, dim=1) * F.normalize(b, dim=1)).sum(1).mean())
-    return RelativeSimilarity(float(per.mean()), top1, absolute, per.float(), idx)
 
 
 # --------------------------------------------------------------------------- one report
@@ -389,41 +267,6 @@ def reports_table(reports: dict):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-# --------------------------------------------------------------------------- batch-norm statistics
-@torch.no_grad()
-def batchnorm_recalibrated(model: nn.Module, data, *, batch_size: int | None = None) -> nn.Module:
-    """A copy of ``model`` whose batch-norm running statistics are recomputed on ``data``.
-
-    A network left at its random initialisation (a random teacher) has never updated its
-    batch-norm statistics, so in eval mode it normalises with mean 0 and variance 1, which is
-    not what its pre-activations on real data look like; a student trained in train mode has
-    data statistics. Comparing their features fairly needs the teacher with its statistics
-    measured on the data and no weight change: that is this copy. ``batch_size=None`` (default)
-    measures them on the whole of ``data`` in one pass (exact mean and unbiased variance);
-    a number averages the statistics of batches of that size (for data too big for one pass).
-    The model you pass is not changed; a model without batch norm comes back as a copy.
-    """
-    import copy
-
-    from .._device import model_device
-
-    out = copy.deepcopy(model)
-    bns = [m for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return out.eval()
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over all batches
-    out.train()
-    for x, _ in data.loader(batch_size or len(data), shuffle=False, device=model_device(out)):
-        if x.shape[0] > 1:  # batch norm needs two samples
-            out(x)
-    for m, mom in zip(bns, momenta):
-        m.momentum = mom
-    return out.eval()
-
-
 # --------------------------------------------------------------------------- trajectories
 @dataclass(frozen=True, eq=False)
 class DistillationTrajectory:
@@ -479,6 +322,27 @@ def _split_half(y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.cat(first).sort().values, torch.cat(second).sort().values
 
 
+def _frames(teacher, students, data, fn) -> tuple[list[str], list[int], list[torch.Tensor], list]:
+    """``(names, steps, features (N, d) each, agreements with the teacher)`` of the frames that
+    ``distillation_trajectory``'s ``students`` stands for."""
+    if hasattr(students, "embeddings") and hasattr(students, "steps"):  # a SnapshotSeries
+        embeddings, names = _as_items(students)
+        return names, list(students.steps), [e.float() for e in embeddings], [None] * len(names)
+    if isinstance(students, nn.Module):
+        students = {"student": students}
+    if not isinstance(students, dict) or not students:
+        raise TypeError(
+            "students must be a SnapshotSeries (history.snapshots), a model, or a dict "
+            f"name -> model/features, got {type(students).__name__}"
+        )
+    frames, agreements = [], []
+    for name, s in students.items():
+        frames.append(_features(s, data, f"student {name!r}", fn))
+        ok = isinstance(teacher, nn.Module) and _is_classifier_pair(teacher, s)
+        agreements.append(agreement(teacher, s, data) if ok else None)
+    return [str(n) for n in students], [-1] * len(frames), frames, agreements
+
+
 def distillation_trajectory(
     teacher,
     students,
@@ -505,31 +369,7 @@ def distillation_trajectory(
         raise ValueError("distillation_trajectory needs labelled data (the probes use the labels)")
     y = data.y.detach().cpu()
     zt = _features(teacher, data, "teacher", fn)
-    agreements: list = []
-    if hasattr(students, "embeddings") and hasattr(students, "steps"):
-        if not students.embeddings:
-            raise ValueError(
-                "these snapshots hold no embeddings; record them with Snapshots(every=..., embed=data)"
-            )
-        frames = [e.float() for e in students.embeddings]
-        names = [f"step {s}" for s in students.steps]
-        steps = list(students.steps)
-        agreements = [None] * len(frames)
-    else:
-        if isinstance(students, nn.Module):
-            students = {"student": students}
-        if not isinstance(students, dict) or not students:
-            raise TypeError(
-                "students must be a SnapshotSeries (history.snapshots), a model, or a dict "
-                f"name -> model/features, got {type(students).__name__}"
-            )
-        frames, names = [], []
-        for name, s in students.items():
-            frames.append(_features(s, data, f"student {name!r}", fn))
-            names.append(str(name))
-            ok = isinstance(teacher, nn.Module) and _is_classifier_pair(teacher, s)
-            agreements.append(agreement(teacher, s, data) if ok else None)
-        steps = [-1] * len(frames)
+    names, steps, frames, agreements = _frames(teacher, students, data, fn)
     for name, z in zip(names, frames):
         if z.shape[0] != zt.shape[0]:
             raise ValueError(f"frame {name!r} has {z.shape[0]} rows but the teacher has {zt.shape[0]}")
@@ -559,192 +399,36 @@ def distillation_trajectory(
     )
 
 
-# --------------------------------------------------------------------------- self-distillation
-@dataclass(frozen=True, eq=False)
-class SelfDistillationResult:
-    """Generations of self-distillation: generation 0 is the given teacher, g ≥ 1 a fresh copy
-    of its architecture distilled from generation g − 1.
+# --------------------------------------------------------------------------- names that moved
+# Older code (and runs saved with older versions, whose result classes are named by module path)
+# reach these through this module. Analyses moved within ``analyses`` are forwarded quietly;
+# what moved to ``workbench.recipes`` (it trains models) warns, and is imported only when asked
+# for, so ``analyses`` never imports ``training`` or ``recipes``.
+_MOVED = {
+    "relative_representation": ("workbench.analyses.similarity", False),
+    "kernel_self_distillation": ("workbench.analyses.kernel_distillation", False),
+    "KernelSelfDistillation": ("workbench.analyses.kernel_distillation", False),
+    "batchnorm_recalibrated": ("workbench.analyses.batchnorm", False),
+    "self_distillation": ("workbench.recipes", True),
+    "SelfDistillationResult": ("workbench.recipes", True),
+}
 
-    ``models``: the G + 1 models (generation 0 is the teacher you passed, not a copy);
-    ``histories``: the G fits; ``accuracy`` (G + 1,): accuracy on ``val``; ``agreement_previous``
-    (G + 1,): agreement of each generation with the one before (NaN for 0);
-    ``agreement_first``: with generation 0; ``kl_previous``: KL(previous ‖ this) at T = 1.
-    """
 
-    models: tuple[nn.Module, ...] = field(repr=False)
-    histories: tuple[Any, ...] = field(repr=False)
-    accuracy: torch.Tensor
-    agreement_previous: torch.Tensor
-    agreement_first: torch.Tensor
-    kl_previous: torch.Tensor
-    temperature: float
-    alpha: float
-
-    @property
-    def generations(self) -> int:
-        return len(self.models) - 1
-
-    def __repr__(self) -> str:
-        accs = ", ".join(f"{float(a):.4f}" for a in self.accuracy)
-        return (
-            f"SelfDistillationResult({self.generations} generations, T={self.temperature:g}, "
-            f"alpha={self.alpha:g}; val accuracy by generation: [{accs}])"
+def moved(name: str, where: str):
+    """The object ``name`` that moved out of module ``where`` (a FutureWarning when it moved to
+    ``workbench.recipes``); ``AttributeError`` for any other name."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {where!r} has no attribute {name!r}")
+    module, warn = _MOVED[name]
+    if warn:
+        warnings.warn(
+            f"{where}.{name} moved to wb.recipes.{name} (it trains models: a recipe, not an "
+            f"analysis); use wb.recipes.{name}. The old name will be removed in a later version.",
+            FutureWarning,
+            stacklevel=3,
         )
+    return getattr(importlib.import_module(module), name)
 
 
-def self_distillation(
-    teacher: nn.Module,
-    train,
-    *,
-    val,
-    generations: int = 3,
-    temperature: float = 4.0,
-    alpha: float = 0.9,
-    steps: int = 1000,
-    seed: int = 0,
-    **fit_options,
-) -> SelfDistillationResult:
-    """Distil ``teacher`` into a fresh copy of its architecture, then that copy into another, ...
-
-    Generation g ≥ 1 is built from ``teacher.config`` with ``seed = seed + g`` (a fresh random
-    initialisation) and trained with ``wb.methods.KnowledgeDistillation(previous, temperature,
-    alpha)`` by ``wb.fit(..., steps=steps, seed=seed + g, **fit_options)``. ``val`` (labelled)
-    scores every generation. The teacher you pass is neither trained nor changed.
-    """
-    from .._config import build
-    from ..methods.kd import KnowledgeDistillation
-    from ..training import fit
-    from .classification import predict
-
-    if not isinstance(generations, int) or isinstance(generations, bool) or generations < 1:
-        raise ValueError(f"generations must be a positive int, got {generations!r}")
-    if not hasattr(teacher, "config"):
-        raise TypeError(
-            f"{type(teacher).__name__} does not record its config, so no fresh copy can be built; "
-            "use a workbench model"
-        )
-    if getattr(val, "y", None) is None:
-        raise ValueError("val must be a labelled Dataset (it scores every generation)")
-    fit_options.setdefault("progress", False)
-    device = next(teacher.parameters()).device
-    models, hists = [teacher], []
-    preds = [predict(teacher, val)]
-    for g in range(1, generations + 1):
-        cfg = dict(teacher.config)
-        if "seed" in cfg:
-            cfg["seed"] = seed + g
-        student = build(type(teacher).__name__, cfg).to(device)
-        method = KnowledgeDistillation(models[-1], temperature=temperature, alpha=alpha)
-        hists.append(fit(student, method, train, steps=steps, seed=seed + g, **fit_options))
-        models.append(student)
-        preds.append(predict(student, val))
-    acc = torch.tensor([p.accuracy for p in preds])
-    nan = float("nan")
-    agr_prev = [nan] + [agreement_from_logits(preds[i - 1].logits, preds[i].logits).agreement for i in range(1, len(preds))]
-    kl_prev = [nan] + [agreement_from_logits(preds[i - 1].logits, preds[i].logits).kl for i in range(1, len(preds))]
-    agr_first = [1.0] + [agreement_from_logits(preds[0].logits, preds[i].logits).agreement for i in range(1, len(preds))]
-    return SelfDistillationResult(
-        tuple(models), tuple(hists), acc, torch.tensor(agr_prev), torch.tensor(agr_first),
-        torch.tensor(kl_prev), float(temperature), float(alpha),
-    )
-
-
-# --------------------------------------------------------------------------- kernel ridge closed form
-@dataclass(frozen=True, eq=False)
-class KernelSelfDistillation:
-    """Self-distillation of kernel ridge regression, exactly (Borup & Andersen 2021).
-
-    ``alphas`` (A,): ground-truth weights; ``train_mse`` / ``test_mse`` (A, S + 1): mean squared
-    error to the (noisy) train targets and to the test targets after step τ = 0..S (τ = 0 is the
-    ordinary ridge fit); ``test_pred`` (A, S + 1, M): the fits on ``x_test``;
-    ``norm`` (A, S + 1): the RKHS norm of each fit (it shrinks as regularisation is amplified).
-    """
-
-    alphas: torch.Tensor
-    steps: torch.Tensor
-    train_mse: torch.Tensor
-    test_mse: torch.Tensor
-    test_pred: torch.Tensor = field(repr=False)
-    norm: torch.Tensor = field(repr=False)
-    x_test: torch.Tensor = field(repr=False)
-    y_test: torch.Tensor | None = field(repr=False)
-    lam: float = 0.0
-
-    def __repr__(self) -> str:
-        best = ", ".join(
-            f"α={float(a):g}: τ*={int(self.test_mse[i].argmin())} (MSE {float(self.test_mse[i].min()):.4g})"
-            for i, a in enumerate(self.alphas)
-        )
-        return f"KernelSelfDistillation(λ={self.lam:g}, steps 0..{int(self.steps[-1])}; best test step {best})"
-
-
-def _rbf(a: torch.Tensor, b: torch.Tensor, gamma: float) -> torch.Tensor:
-    return torch.exp(-gamma * torch.cdist(a, b).pow(2))
-
-
-def kernel_self_distillation(
-    x,
-    y,
-    x_test,
-    y_test=None,
-    *,
-    lam: float = 1e-2,
-    gamma: float = 10.0,
-    alphas=(0.0, 0.25, 0.5),
-    steps: int = 10,
-) -> KernelSelfDistillation:
-    """Iterated self-distillation in kernel ridge regression with an RBF kernel, in closed form.
-
-    Step 0 is the ridge fit f⁰ = K(K + λI)⁻¹y on (x, y); step τ refits on the targets
-    α·y + (1 − α)·f^{τ−1}(x) (α = the weight of the ground truth; α = 0 is pure self-distillation,
-    which amplifies the regularisation until the fit collapses to 0). With K = V diag(d) Vᵀ
-    every step is exact: in the eigenbasis the fitted values are multiplied by d/(d + λ).
-    ``x`` (N, p) or (N,), ``y`` (N,); ``gamma``: the RBF kernel exp(−γ‖a − b‖²).
-    """
-    xt = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    xt = xt[:, None] if xt.ndim == 1 else xt
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.float64).flatten()
-    xq = torch.as_tensor(np.asarray(x_test), dtype=torch.float64)
-    xq = xq[:, None] if xq.ndim == 1 else xq
-    yq = None if y_test is None else torch.as_tensor(np.asarray(y_test), dtype=torch.float64).flatten()
-    if xt.shape[0] != yt.shape[0]:
-        raise ValueError(f"x has {xt.shape[0]} samples but y has {yt.shape[0]}")
-    if xq.shape[1] != xt.shape[1]:
-        raise ValueError(f"x_test has {xq.shape[1]} features but x has {xt.shape[1]}")
-    if yq is not None and yq.shape[0] != xq.shape[0]:
-        raise ValueError(f"x_test has {xq.shape[0]} samples but y_test has {yq.shape[0]}")
-    if not lam > 0:
-        raise ValueError(f"lam (the ridge penalty) must be positive, got {lam!r}")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    al = torch.as_tensor(alphas, dtype=torch.float64).flatten()
-    if ((al < 0) | (al > 1)).any():
-        raise ValueError(f"alphas must lie in [0, 1], got {al.tolist()}")
-    k = _rbf(xt, xt, gamma)
-    kq = _rbf(xq, xt, gamma)
-    d, v = torch.linalg.eigh(k)
-    d = d.clamp_min(0)
-    y_eig = v.T @ yt                             # targets in the eigenbasis
-    tr_mse, te_mse, preds, norms = [], [], [], []
-    for a in al.tolist():
-        target = y_eig.clone()                   # step 0 fits the labels
-        rows_tr, rows_te, rows_p, rows_n = [], [], [], []
-        for _ in range(steps + 1):
-            coef = target / (d + lam)            # dual weights β = (K + λI)⁻¹ t, in the eigenbasis
-            fit_eig = d * coef                   # = d/(d + λ) · target: the hat matrix's shrinkage
-            f_train = v @ fit_eig
-            f_test = kq @ (v @ coef)
-            rows_tr.append(float((f_train - yt).pow(2).mean()))
-            rows_te.append(float((f_test - yq).pow(2).mean()) if yq is not None else float("nan"))
-            rows_p.append(f_test.float())
-            rows_n.append(float(torch.sqrt((d * coef * coef).sum())))
-            target = a * y_eig + (1 - a) * fit_eig
-        tr_mse.append(rows_tr)
-        te_mse.append(rows_te)
-        preds.append(torch.stack(rows_p))
-        norms.append(rows_n)
-    return KernelSelfDistillation(
-        alphas=al.float(), steps=torch.arange(steps + 1), train_mse=torch.tensor(tr_mse),
-        test_mse=torch.tensor(te_mse), test_pred=torch.stack(preds), norm=torch.tensor(norms),
-        x_test=xq.float(), y_test=None if yq is None else yq.float(), lam=float(lam),
-    )
+def __getattr__(name: str):
+    return moved(name, __name__)

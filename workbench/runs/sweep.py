@@ -50,7 +50,8 @@ import torch
 
 from .._config import build, describe
 from ..training.history import History
-from .store import RunStore, as_store, final_metrics
+from .metrics import final_metrics
+from .store import LIST_COLUMNS, RunStore, as_store
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def _make_method(make_method, seed: int | None = None):
 
     if isinstance(make_method, str):
         return methods.create(make_method)
-    if seed is not None and _accepts_seed(make_method):
+    if seed is not None and _seed_keyword(make_method):
         return make_method(seed=seed)
     return make_method()
 
@@ -175,28 +176,7 @@ def sweep(
     """
     import pandas as pd
 
-    if not callable(make_model):
-        raise TypeError(f"make_model must be a callable make_model(seed=...) -> model, got {type(make_model).__name__}")
-    if not (callable(make_method) or isinstance(make_method, str)):
-        raise TypeError(
-            "make_method must be a callable returning a fresh method (e.g. wb.methods.CrossEntropy) "
-            f"or a method name, got {type(make_method).__name__}"
-        )
-    if isinstance(make_method, torch.nn.Module):
-        raise TypeError(
-            "make_method must build a fresh method per seed (pass the class, e.g. "
-            "wb.methods.CrossEntropy, or a lambda), not a method instance"
-        )
-    if _takes_no_seed(make_model):
-        raise TypeError("make_model must accept a seed= keyword (make_model(seed=s)); e.g. "
-                        "lambda seed: wb.models.MLP(64, (128,), 10, seed=seed)")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds is empty; pass e.g. seeds=[0, 1, 2]")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    if "seed" in fit_kwargs:
-        raise TypeError("pass the seeds with seeds=[...], not seed=")
+    seeds = _check_sweep(make_model, make_method, seeds, fit_kwargs)
     fit_kwargs.setdefault("progress", False)
     st = as_store(store) if save else None
     group = None
@@ -229,21 +209,41 @@ def sweep(
     return SweepResult(name, group, runs, summary, tuple(ids), tuple(hists))
 
 
-def _accepts_seed(f) -> bool:
-    try:
-        sig = inspect.signature(f)
-    except (TypeError, ValueError):
-        return False
-    return "seed" in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+def _check_sweep(make_model, make_method, seeds, fit_kwargs) -> list[int]:
+    """Check ``sweep``'s arguments; returns the seeds as a list of ints."""
+    if not callable(make_model):
+        raise TypeError(f"make_model must be a callable make_model(seed=...) -> model, got {type(make_model).__name__}")
+    if not (callable(make_method) or isinstance(make_method, str)):
+        raise TypeError(
+            "make_method must be a callable returning a fresh method (e.g. wb.methods.CrossEntropy) "
+            f"or a method name, got {type(make_method).__name__}"
+        )
+    if isinstance(make_method, torch.nn.Module):
+        raise TypeError(
+            "make_method must build a fresh method per seed (pass the class, e.g. "
+            "wb.methods.CrossEntropy, or a lambda), not a method instance"
+        )
+    if _seed_keyword(make_model) is False:
+        raise TypeError("make_model must accept a seed= keyword (make_model(seed=s)); e.g. "
+                        "lambda seed: wb.models.MLP(64, (128,), 10, seed=seed)")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty; pass e.g. seeds=[0, 1, 2]")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if "seed" in fit_kwargs:
+        raise TypeError("pass the seeds with seeds=[...], not seed=")
+    return seeds
 
 
-def _takes_no_seed(f) -> bool:
+def _seed_keyword(f) -> bool | None:
+    """Whether ``f`` accepts a ``seed=`` keyword (by name or ``**kwargs``); None when its
+    signature cannot be read (some builtins and C extensions)."""
     try:
-        sig = inspect.signature(f)
+        params = inspect.signature(f).parameters
     except (TypeError, ValueError):
-        return False
-    ps = sig.parameters.values()
-    return not ("seed" in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in ps))
+        return None
+    return "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _map(map_fn, fn, items: list) -> Iterable:
@@ -290,9 +290,7 @@ def summarize(runs=None, *, by: str | Sequence[str] = "name", metrics: Sequence[
         raise ValueError(f"cannot group by {missing}; columns are {list(runs.columns)}")
     if metrics is None:
         metrics = [c for c in runs.columns if c.startswith(("val_", "train_")) or
-                   (c not in {"id", "name", "group", "method", "model", "data", "created", "status",
-                              "steps", "seed", "optimizer", "elapsed", "run_id"}
-                    and pd.api.types.is_numeric_dtype(runs[c]))]
+                   (c not in {*LIST_COLUMNS, "run_id"} and pd.api.types.is_numeric_dtype(runs[c]))]
     else:
         unknown = [m for m in metrics if m not in runs.columns]
         if unknown:
