@@ -131,7 +131,7 @@ def test_figure_widget_shares_plotly_javascript():
     # every figure carries plotly's bundle as data and a tiny loader that evaluates it once per page
     import plotly.graph_objects as go
 
-    from workbench.widgets.live import figure_widget
+    from workbench.widgets._figure import figure_widget
 
     fig = figure_widget(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     state = fig.get_state()

@@ -4,28 +4,50 @@ Conventions: a ``LossSurface``'s ``loss[i, j]`` is at ``(alphas[i], betas[j])``,
 ``z = loss.T`` (rows = β). ``log=True`` colours by ``log10`` of the value. Several landscapes
 side by side share one colour axis (``coloraxis``), so the same loss has the same colour.
 
-Trace order of ``landscape_panels`` (the view relies on it), per panel p:
-contour mode: ``[Contour, path line, origin marker, selected-point marker, path-step marker]``;
-surface mode: ``[Surface, path line (3-D), origin marker, selected-point marker, path-step marker]``.
+Trace order of ``landscape_panels`` (the view relies on it), per panel p: the roles of
+``PanelTrace`` (``SURFACE`` a Contour or 3-D Surface, ``PATH`` the training path, ``ORIGIN`` the
+trained weights, ``SELECTED`` the clicked point, ``SNAPSHOT`` the marked path step), at index
+``panel_trace(p, role)``. What the view writes into them on a change of metric or log scale
+comes from the same helpers the builder uses (``surface_values``, ``path_heights``,
+``value_label``), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import IntEnum
 
 import numpy as np
 
-from ._common import base_layout, colour, go, to_numpy
+from ._common import base_layout, colour, go, log10, to_numpy
 
 __all__ = [
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines", "interpolation_curve",
-    "hessian_spectrum", "curvature_by_class", "landscape_zrange", "TRACES_PER_PANEL",
+    "hessian_spectrum", "curvature_by_class", "landscape_zrange", "TRACES_PER_PANEL", "PanelTrace",
+    "panel_trace", "named_items", "surface_values", "path_heights", "value_label",
 ]
 
-TRACES_PER_PANEL = 5
+
+class PanelTrace(IntEnum):
+    """Roles of the traces of one panel of ``landscape_panels``."""
+
+    SURFACE = 0
+    PATH = 1
+    ORIGIN = 2
+    SELECTED = 3
+    SNAPSHOT = 4
 
 
-def _named(lands, names=None) -> list[tuple[str, object]]:
+TRACES_PER_PANEL = len(PanelTrace)
+
+
+def panel_trace(panel: int, role: PanelTrace) -> int:
+    """Index of ``role``'s trace in panel ``panel`` of ``landscape_panels``."""
+    return panel * TRACES_PER_PANEL + int(role)
+
+
+def named_items(lands, names=None) -> list[tuple[str, object]]:
+    """(name, landscape) pairs from a result, a list (with ``names``) or a dict name -> result."""
     if isinstance(lands, Mapping):
         items = [(str(k), v) for k, v in lands.items()]
     elif isinstance(lands, Sequence) and not hasattr(lands, "loss"):
@@ -57,16 +79,30 @@ def surface_values(land, metric: str = "loss", log: bool = False) -> np.ndarray:
         if metric not in mets:
             raise ValueError(f"unknown metric {metric!r}; this landscape has: {['loss', *mets]}")
         z = to_numpy(mets[metric]).astype(float)
-    return np.log10(np.clip(z, 1e-12, None)) if log else z
+    return log10(z) if log else z
+
+
+def path_heights(land, metric: str = "loss", log: bool = False) -> np.ndarray | None:
+    """Heights of the training path drawn on the 3-D surface: the surface's loss below each path
+    point (log10 when ``log``); NaN for another metric (the path only knows losses); None when
+    the landscape has no path."""
+    path = getattr(land, "path", None)
+    if path is None:
+        return None
+    pl = to_numpy(path.plane_loss).astype(float)
+    if metric != "loss":
+        return np.full(len(pl), np.nan)
+    return log10(pl) if log else pl
 
 
 def landscape_zrange(lands, metric: str = "loss", log: bool = False) -> tuple[float, float]:
-    vals = [surface_values(land, metric, log) for _, land in _named(lands)]
+    vals = [surface_values(land, metric, log) for _, land in named_items(lands)]
     v = np.concatenate([z[np.isfinite(z)].ravel() for z in vals])
     return (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
 
 
-def _label(metric: str, log: bool) -> str:
+def value_label(metric: str, log: bool) -> str:
+    """Colour-bar / z-axis title: "loss", "accuracy" or the metric, with "log10 " when ``log``."""
     name = {"loss": "loss", "acc": "accuracy"}.get(metric, metric)
     return f"log10 {name}" if log else name
 
@@ -123,19 +159,20 @@ def landscape_panels(
 
     ``mode``: ``"contour"`` (filled contours + training path) or ``"surface"`` (3-D surface +
     path on it). ``metric``: ``"loss"`` or e.g. ``"acc"``; ``log``: colour/height by log10.
-    ``zrange``: fix the colour range (default: min/max over all panels).
+    ``zrange``: fix the colour range (default: min/max over all panels). Traces: ``PanelTrace``
+    roles per panel (``panel_trace(p, role)``).
     """
     from plotly.subplots import make_subplots
 
     if mode not in ("contour", "surface"):
         raise ValueError(f"mode must be 'contour' or 'surface', got {mode!r}")
-    items = _named(lands, names)
+    items = named_items(lands, names)
     n = len(items)
     lo, hi = zrange if zrange is not None else landscape_zrange(dict(items), metric, log)
     spec = {"type": "xy"} if mode == "contour" else {"type": "scene"}
     fig = make_subplots(rows=1, cols=n, specs=[[spec] * n], subplot_titles=[nm for nm, _ in items] if n > 1 else None,
                         horizontal_spacing=0.06 if mode == "contour" else 0.02)
-    label = _label(metric, log)
+    label = value_label(metric, log)
     for p, (nm, land) in enumerate(items):
         a = to_numpy(land.alphas).astype(float)
         b = to_numpy(land.betas).astype(float)
@@ -182,11 +219,7 @@ def landscape_panels(
                 x=a, y=b, z=z.T, coloraxis="coloraxis", name=nm or "landscape", customdata=custom,
                 hovertemplate=hov, contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1)),
             ), row=1, col=p + 1)
-            pz = None
-            if pa is not None:
-                pz = np.log10(np.clip(pa["plane"], 1e-12, None)) if (log and metric == "loss") else pa["plane"]
-                if metric != "loss":
-                    pz = np.full_like(pa["a"], np.nan)
+            pz = path_heights(land, metric, log) if pa is not None else None
             fig.add_trace(go.Scatter3d(
                 x=pa["a"] if pa else [], y=pa["b"] if pa else [], z=pz if pa else [], mode="lines+markers",
                 name="training path", line=dict(color="white", width=5),
@@ -243,7 +276,7 @@ def loss_lines(lines, *, names: Sequence[str] | None = None, metric: str = "loss
     first = items[0][1]
     xt = "t" if hasattr(first, "ts") else _axis_title(first, "a").replace("β", "α")
     fig.update_xaxes(title=xt)
-    fig.update_yaxes(title=_label(metric, False), type="log" if log else "linear")
+    fig.update_yaxes(title=value_label(metric, False), type="log" if log else "linear")
     return base_layout(fig, title, height=340)
 
 

@@ -89,14 +89,20 @@ export default () => {
 
 class FigureWidget(_PlotlyFigureWidget):
     """``go.FigureWidget`` with plotly's JavaScript shared per page and the figure sent with
-    the comm-open message (see the module docstring)."""
+    the comm-open message (see the module docstring).
+
+    Calling it returns a plain ``go.Figure`` copy of its current state (no widget: for
+    ``write_html`` / ``write_image``), so a view's ``view.figure()`` exports what it shows.
+    """
 
     _esm = _SHARED_ESM
     _wb_esm = traitlets.Unicode(str(_PlotlyFigureWidget._esm)).tag(sync=True)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, config: dict | None = None, **kwargs):
         self._wb_defer_open = True
         super().__init__(*args, **kwargs)
+        if config:
+            self._config = {**(self._config or {}), **config}
         self._wb_defer_open = False
         self.open()
 
@@ -105,10 +111,21 @@ class FigureWidget(_PlotlyFigureWidget):
             return
         super().open()
 
+    def __call__(self) -> go.Figure:
+        return go.Figure(self)  # a copy: changing it leaves the widget alone
 
-def figure_widget(fig=None) -> FigureWidget:
-    """A reliable ``FigureWidget`` of the static figure ``fig``."""
-    return FigureWidget(fig)
+
+def figure_widget(fig=None, *, responsive: bool = False) -> FigureWidget:
+    """A reliable ``FigureWidget`` of the static figure ``fig``.
+
+    ``responsive``: leave the width to the page (plotly's ``autosize``): the figure takes its
+    container's width when drawn and follows the window's size (plotly's ``responsive``
+    config), instead of a fixed ``layout.width``."""
+    if not responsive:
+        return FigureWidget(fig)
+    fig = go.Figure(fig)
+    fig.update_layout(width=None, autosize=True)
+    return FigureWidget(fig, config={"responsive": True})
 
 
 def _figures_in(widget):
