@@ -141,6 +141,66 @@ def _path_hover(pa, i_panel_name=""):
     return text
 
 
+def _grid_hover(nm, land, metric):
+    """(customdata (B, A, 2) = loss and accuracy, hover template) of a panel's grid."""
+    raw = surface_values(land, metric, False)
+    acc = surface_values(land, "acc", False) if "acc" in (getattr(land, "metrics", {}) or {}) else np.full_like(raw, np.nan)
+    hov = (f"{nm + '<br>' if nm else ''}α %{{x:.3g}}, β %{{y:.3g}}<br>loss %{{customdata[0]:.4g}}"
+           "<br>acc %{customdata[1]:.3f}<extra></extra>")
+    return np.stack([raw.T, acc.T], -1), hov
+
+
+def _contour_traces(p, nm, land, metric, log, path, ncontours):
+    """One contour panel's traces, in ``PanelTrace`` order."""
+    a, b = (to_numpy(v).astype(float) for v in (land.alphas, land.betas))
+    z = surface_values(land, metric, log)
+    custom, hov = _grid_hover(nm, land, metric)
+    pa = _path_arrays(land) if path else None
+    centre = float(land.loss[len(a) // 2, len(b) // 2])
+    return [
+        go.Contour(x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=ncontours, name=nm or "landscape",
+                   customdata=custom, hovertemplate=hov, line=dict(width=0.5),
+                   contours=dict(coloring="heatmap", showlines=True)),
+        go.Scatter(x=pa["a"] if pa else [], y=pa["b"] if pa else [], mode="lines+markers", name="training path",
+                   line=dict(color="white", width=2),
+                   marker=dict(size=6, color=pa["steps"] if pa else [], colorscale="Reds", showscale=False,
+                               line=dict(width=1, color="black")),
+                   text=_path_hover(pa) if pa else [], hovertemplate="%{text}<extra>path</extra>",
+                   showlegend=p == 0 and pa is not None, legendgroup="path", visible=pa is not None),
+        go.Scatter(x=[0.0], y=[0.0], mode="markers", name="trained weights",
+                   marker=dict(symbol="x", size=10, color="white", line=dict(width=1.5, color="black")),
+                   showlegend=p == 0, legendgroup="origin",
+                   hovertemplate=f"trained weights<br>loss {centre:.4g}<extra></extra>"),
+        go.Scatter(x=[], y=[], mode="markers", name="selected", showlegend=False, hoverinfo="skip",
+                   marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3))),
+        go.Scatter(x=[], y=[], mode="markers", name="snapshot", showlegend=False, hoverinfo="skip",
+                   marker=dict(symbol="diamond", size=12, color="orange", line=dict(width=1, color="black"))),
+    ]
+
+
+def _surface_traces(p, nm, land, metric, log, path, ncontours):
+    """One 3-D panel's traces, in ``PanelTrace`` order (the path drawn on the surface)."""
+    a, b = (to_numpy(v).astype(float) for v in (land.alphas, land.betas))
+    z = surface_values(land, metric, log)
+    custom, hov = _grid_hover(nm, land, metric)
+    pa = _path_arrays(land) if path else None
+    return [
+        go.Surface(x=a, y=b, z=z.T, coloraxis="coloraxis", name=nm or "landscape", customdata=custom,
+                   hovertemplate=hov, contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1))),
+        go.Scatter3d(x=pa["a"] if pa else [], y=pa["b"] if pa else [], z=path_heights(land, metric, log) if pa else [],
+                     mode="lines+markers", name="training path", line=dict(color="white", width=5),
+                     marker=dict(size=3, color="red"), text=_path_hover(pa) if pa else [],
+                     hovertemplate="%{text}<extra>path</extra>", showlegend=p == 0 and pa is not None,
+                     legendgroup="path", visible=pa is not None),
+        go.Scatter3d(x=[0.0], y=[0.0], z=[float(z[len(a) // 2, len(b) // 2])], mode="markers", name="trained weights",
+                     marker=dict(symbol="x", size=5, color="white"), showlegend=p == 0, legendgroup="origin"),
+        go.Scatter3d(x=[], y=[], z=[], mode="markers", name="selected", showlegend=False,
+                     marker=dict(size=6, color="red")),
+        go.Scatter3d(x=[], y=[], z=[], mode="markers", name="snapshot", showlegend=False,
+                     marker=dict(size=6, color="orange", symbol="diamond")),
+    ]
+
+
 def landscape_panels(
     lands,
     *,
@@ -174,69 +234,14 @@ def landscape_panels(
                         horizontal_spacing=0.06 if mode == "contour" else 0.02)
     label = value_label(metric, log)
     for p, (nm, land) in enumerate(items):
-        a = to_numpy(land.alphas).astype(float)
-        b = to_numpy(land.betas).astype(float)
-        z = surface_values(land, metric, log)
-        raw = surface_values(land, metric, False)
-        acc = surface_values(land, "acc", False) if "acc" in (getattr(land, "metrics", {}) or {}) else np.full_like(raw, np.nan)
-        custom = np.stack([raw.T, acc.T], -1)
-        hov = (f"{nm + '<br>' if nm else ''}α %{{x:.3g}}, β %{{y:.3g}}<br>loss %{{customdata[0]:.4g}}"
-               "<br>acc %{customdata[1]:.3f}<extra></extra>")
-        pa = _path_arrays(land) if path else None
-        ia, ib = len(a) // 2, len(b) // 2
+        traces = _contour_traces if mode == "contour" else _surface_traces
+        for tr in traces(p, nm, land, metric, log, path, ncontours):  # in PanelTrace order
+            fig.add_trace(tr, row=1, col=p + 1)
         if mode == "contour":
-            fig.add_trace(go.Contour(
-                x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=ncontours, name=nm or "landscape",
-                customdata=custom, hovertemplate=hov, line=dict(width=0.5),
-                contours=dict(coloring="heatmap", showlines=True),
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=pa["a"] if pa else [], y=pa["b"] if pa else [], mode="lines+markers", name="training path",
-                line=dict(color="white", width=2),
-                marker=dict(size=6, color=pa["steps"] if pa else [], colorscale="Reds", showscale=False,
-                            line=dict(width=1, color="black")),
-                text=_path_hover(pa) if pa else [], hovertemplate="%{text}<extra>path</extra>",
-                showlegend=p == 0 and pa is not None, legendgroup="path", visible=pa is not None,
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[0.0], y=[0.0], mode="markers", name="trained weights",
-                marker=dict(symbol="x", size=10, color="white", line=dict(width=1.5, color="black")),
-                showlegend=p == 0, legendgroup="origin", hovertemplate=f"trained weights<br>loss {float(land.loss[ia, ib]):.4g}<extra></extra>",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[], y=[], mode="markers", name="selected", showlegend=False,
-                marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)), hoverinfo="skip",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[], y=[], mode="markers", name="snapshot", showlegend=False,
-                marker=dict(symbol="diamond", size=12, color="orange", line=dict(width=1, color="black")),
-                hoverinfo="skip",
-            ), row=1, col=p + 1)
             fig.update_xaxes(title_text=_axis_title(land, "a"), row=1, col=p + 1, showgrid=False)
             fig.update_yaxes(title_text=_axis_title(land, "b") if p == 0 else None, row=1, col=p + 1, showgrid=False)
         else:
-            fig.add_trace(go.Surface(
-                x=a, y=b, z=z.T, coloraxis="coloraxis", name=nm or "landscape", customdata=custom,
-                hovertemplate=hov, contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1)),
-            ), row=1, col=p + 1)
-            pz = path_heights(land, metric, log) if pa is not None else None
-            fig.add_trace(go.Scatter3d(
-                x=pa["a"] if pa else [], y=pa["b"] if pa else [], z=pz if pa else [], mode="lines+markers",
-                name="training path", line=dict(color="white", width=5),
-                marker=dict(size=3, color="red"), text=_path_hover(pa) if pa else [],
-                hovertemplate="%{text}<extra>path</extra>", showlegend=p == 0 and pa is not None,
-                legendgroup="path", visible=pa is not None,
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(
-                x=[0.0], y=[0.0], z=[float(z[ia, ib])], mode="markers", name="trained weights",
-                marker=dict(symbol="x", size=5, color="white"), showlegend=p == 0, legendgroup="origin",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(x=[], y=[], z=[], mode="markers", name="selected", showlegend=False,
-                                       marker=dict(size=6, color="red")), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(x=[], y=[], z=[], mode="markers", name="snapshot", showlegend=False,
-                                       marker=dict(size=6, color="orange", symbol="diamond")), row=1, col=p + 1)
-            scene = "scene" if p == 0 else f"scene{p + 1}"
-            fig.layout[scene].update(
+            fig.layout["scene" if p == 0 else f"scene{p + 1}"].update(
                 xaxis_title=_axis_title(land, "a"), yaxis_title=_axis_title(land, "b"), zaxis_title=label,
                 zaxis=dict(range=[lo, hi]), aspectmode="cube",
             )

@@ -28,7 +28,7 @@ import numpy as np
 from ..viz.embedding import MapTrace, map_color_patch, scatter_map
 from ._figure import figure_widget
 
-__all__ = ["MapBackend", "PlotlyMap", "BACKENDS"]
+__all__ = ["MapBackend", "PlotlyMap", "BACKENDS", "pick_backend"]
 
 
 class MapBackend(Protocol):  # pragma: no cover - documentation of the interface
@@ -115,3 +115,13 @@ class PlotlyMap:
 
 #: map backends by name (``EmbeddingView(backend=...)``)
 BACKENDS = {"plotly": PlotlyMap}
+
+
+def pick_backend(backend: str, n_points: int) -> type:
+    """The backend class for ``backend`` (a name of ``BACKENDS``, or ``"auto"``: the best one for
+    ``n_points``; plotly is the only one so far, so "auto" is plotly at every size)."""
+    if backend == "auto":
+        backend = "plotly"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: 'auto', {', '.join(map(repr, BACKENDS))}")
+    return BACKENDS[backend]

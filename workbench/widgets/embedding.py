@@ -19,7 +19,7 @@ API for extending it (an OOD lens, linked figures):
 * the ``View`` surface: ``figure`` (the map's FigureWidget; ``view.figure()`` a static copy),
   ``figures``, ``controls``, ``widget``; the view displays itself in a notebook.
 
-The drawing is a map backend (``widgets._map``: ``backend="plotly"``, ``wb.viz.scatter_map``
+The drawing is a map backend (``widgets._map``: ``backend="auto"`` / ``"plotly"``, ``wb.viz.scatter_map``
 patched in place by its ``MapTrace`` roles); the view only holds state and talks to the backend
 through that small interface.
 """
@@ -33,7 +33,7 @@ import numpy as np
 from .._optional import require
 from ..viz._common import to_numpy
 from ..viz.embedding import is_categorical, png_bytes
-from ._map import BACKENDS
+from ._map import pick_backend
 from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
@@ -95,7 +95,8 @@ class EmbeddingView(View):
     data: the Dataset (or (N, ...) tensor) of the points, for image thumbnails.
     snapshots: maps over training: an ``AlignedProjections``, a list of (N, 2) arrays or a
         (T, N, 2) array; a slider steps through them (starting at the last).
-    backend: the map's drawing library (``widgets._map.BACKENDS``; ``"plotly"``).
+    backend: the map's drawing library: ``"auto"`` (default: the best for the number of points),
+        or a name of ``widgets._map.BACKENDS`` (``"plotly"``).
     """
 
     def __init__(
@@ -114,11 +115,9 @@ class EmbeddingView(View):
         marker_size: int | None = None,
         height: int = 520,
         thumbnail_scale: int = 12,
-        backend: str = "plotly",
+        backend: str = "auto",
     ):
         super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         self.frames, names, axis = _frames_from(projection, snapshots)
         if snapshot_names is not None:
             if len(snapshot_names) != len(self.frames):
@@ -143,7 +142,7 @@ class EmbeddingView(View):
         self.index = len(self.frames) - 1
 
         values, categorical = self._colors.get(self.color_name, (None, None))
-        self.map = BACKENDS[backend](
+        self.map = pick_backend(backend, self.n_points)(
             self.frames[self.index], labels=self.labels, values=values, categorical=categorical,
             names=class_names, name=self.color_name or "", marker_size=marker_size, title=title,
             axis_title=axis, height=height,
