@@ -84,7 +84,7 @@ def case_embedding(blobs, **_):
     traces += [("scattergl", None, 1)] * 20  # legend swatches
     assert [t.name for t in view.figure.data[2:10]] == [str(c) for c in range(8)]
     assert sum(t.visible is not False for t in view.figure.data[2:]) == 8  # 8 classes named, 12 spare
-    assert view.map.name == "plotly" and view.color_names == ["label", "score"]
+    assert view.backend.name == "plotly" and view.color_names == ["label", "score"]
     assert "snapshot" not in view.controls  # one map: no slider
     return view, dict(traces=traces, figures=["map"], controls=["color"])
 

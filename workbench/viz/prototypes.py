@@ -231,7 +231,8 @@ def prototype_evolution(evolution, *, current: float | None = None, title: str |
     if current is not None:
         fig.add_vline(x=float(current), line=dict(color="#444", width=1, dash="dash"))
     fig = base_layout(fig, title, height=height)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(r=60))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(r=60, t=80 if title else 40))  # the legend sits between title and plot
     return fig
 
 

@@ -1,7 +1,7 @@
 """Plotly FigureWidgets that render reliably in JupyterLab, also on a busy machine.
 
 Every view builds its figures with ``figure_widget(fig)`` and displays itself through
-``bundle(widget)``. Three failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
+``bundle(widget)``. Four failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
 0.11, seen in headless Chromium on a loaded 2-core machine) are handled here:
 
 1. **anywidget's 2-second limit.** anywidget gives a widget's JavaScript 2 s to load and
@@ -21,6 +21,12 @@ Every view builds its figures with ``figure_widget(fig)`` and displays itself th
    figure not yet drawn can miss. ``FigureWidget._repr_mimebundle_`` re-sends the full state for
    a figure displayed on its own, but not for one inside an ipywidgets container; ``bundle``
    does it for every FigureWidget in a view's widget tree.
+4. **Width.** plotly's anywidget view draws as soon as it is rendered, before JupyterLab has
+   attached and sized its element, so a figure without a fixed width was drawn at plotly's
+   default 700 px whatever room it had, and never followed its container. A responsive figure
+   (``figure_widget(fig, responsive=True)``: no ``layout.width``, plotly's ``responsive``
+   config) is resized to its element once the element has a size and whenever it changes
+   (a ``ResizeObserver`` in ``_SHARED_ESM`` calling plotly's own responsive handler).
 
 The plotly import is also done with the garbage collector paused: its chain (plotly.io ->
 nbformat -> jsonschema -> rfc3987_syntax) builds ~40 parser grammars, and in a kernel already
@@ -80,10 +86,38 @@ export default () => {
     },
     async render(ctx) {
       await setup(ctx);
-      return inner.render(ctx);
+      const cleanup = inner.render(ctx);
+      const stop = fitToContainer(ctx.el);
+      return () => {
+        stop();
+        if (typeof cleanup === "function") cleanup();
+      };
     },
   };
 };
+// A responsive figure (config.responsive) takes its container's width: plotly sets
+// el._responsiveChartHandler (resize to the container, skipped while hidden) but calls it only on
+// window resizes; call it when the element gets its size (after it is attached) and whenever the
+// container changes width, and once more after the first draw.
+function fitToContainer(el) {
+  let pending = false;
+  const fit = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (el._responsiveChartHandler && el.clientWidth > 0) el._responsiveChartHandler();
+    });
+  };
+  const drawn = (event) => { if (event.detail && event.detail.element === el) fit(); };
+  document.addEventListener("plotlywidget-after-render", drawn);
+  const observer = typeof ResizeObserver === "function" ? new ResizeObserver(fit) : null;
+  if (observer) observer.observe(el);
+  return () => {
+    document.removeEventListener("plotlywidget-after-render", drawn);
+    if (observer) observer.disconnect();
+  };
+}
 """
 
 

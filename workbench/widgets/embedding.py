@@ -20,8 +20,8 @@ API for extending it (an OOD lens, linked figures):
   ``figures``, ``controls``, ``widget``; the view displays itself in a notebook.
 
 The drawing is a map backend (``widgets._map``: ``backend="auto"`` / ``"plotly"``, ``wb.viz.scatter_map``
-patched in place by its ``MapTrace`` roles); the view only holds state and talks to the backend
-through that small interface.
+patched in place by its ``MapTrace`` roles), ``view.backend``; the view only holds state and
+talks to the backend through that small interface.
 """
 
 from __future__ import annotations
@@ -142,15 +142,15 @@ class EmbeddingView(View):
         self.index = len(self.frames) - 1
 
         values, categorical = self._colors.get(self.color_name, (None, None))
-        self.map = pick_backend(backend, self.n_points)(
+        self.backend = pick_backend(backend, self.n_points)(
             self.frames[self.index], labels=self.labels, values=values, categorical=categorical,
             names=class_names, name=self.color_name or "", marker_size=marker_size, title=title,
             axis_title=axis, height=height,
         )
-        for name, fig in self.map.figures.items():
+        for name, fig in self.backend.figures.items():
             self._add_figure(name, fig)
-        self.map.on_select(self._set_selected)
-        self.map.on_point(self.show_point)
+        self.backend.on_select(self._set_selected)
+        self.backend.on_point(self.show_point)
         self._build_controls()
 
     # ------------------------------------------------------------------ input helpers
@@ -197,7 +197,7 @@ class EmbeddingView(View):
         ))
         self.color_select.observe(lambda ch: self.set_color(ch["new"]), names="value")
         self.status = widgets.HTML(self._status_text())
-        body = [panel(self.map.widget, basis="520px")]
+        body = [panel(self.backend.widget, basis="520px")]
         self.thumbnail = self.thumbnail_caption = None
         if self._images is not None:
             self.thumbnail = widgets.Image(format="png", layout=widgets.Layout(width="128px", height="128px"))
@@ -252,7 +252,7 @@ class EmbeddingView(View):
             key = name or "color"
             self._colors[key] = (arr, cat)
         self.color_name = key
-        self.map.set_color(arr, categorical=cat, names=self._legend_names.get(key, self.class_names), name=key)
+        self.backend.set_color(arr, categorical=cat, names=self._legend_names.get(key, self.class_names), name=key)
         self._sync_color_select()
         return self
 
@@ -287,9 +287,9 @@ class EmbeddingView(View):
             raise IndexError(f"snapshot {i} out of range (0..{len(self.frames) - 1})")
         i = i % len(self.frames)
         self.index = i
-        self.map.set_xy(self.frames[i])
+        self.backend.set_xy(self.frames[i])
         if len(self._highlight):
-            self.map.set_highlight(self.frames[i][self._highlight])
+            self.backend.set_highlight(self.frames[i][self._highlight])
         self.frame_label.value = self.snapshot_names[i]
         if self.slider.value != i:
             self.slider.value = i
@@ -321,19 +321,19 @@ class EmbeddingView(View):
     def select(self, indices):
         """Select points from Python (shown as the map's selection)."""
         idx = np.unique(self._check_indices(indices))
-        self.map.set_selection(idx)
+        self.backend.set_selection(idx)
         self._set_selected(idx)
         return self
 
     def highlight(self, indices):
         """Outline the points ``indices`` (an overlay; e.g. the most OOD points)."""
         self._highlight = self._check_indices(indices)
-        self.map.set_highlight(self.frames[self.index][self._highlight])
+        self.backend.set_highlight(self.frames[self.index][self._highlight])
         return self
 
     def add_trace(self, trace):
         """Draw an extra plotly trace over the map (e.g. ``wb.viz.ood.prototype_stars``); returns it."""
-        return self.map.add_trace(trace)
+        return self.backend.add_trace(trace)
 
     # ------------------------------------------------------------------ thumbnails
     def thumbnail_png(self, i: int) -> bytes:
