@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from enum import IntEnum
 
@@ -89,6 +90,15 @@ def _category_name(c: int, names) -> str:
     return str(c)
 
 
+class MapTrace(IntEnum):
+    """Traces of ``scatter_map``: the points, the highlight overlay, then ``max_legend`` legend
+    swatches starting at ``LEGEND``."""
+
+    POINTS = 0
+    HIGHLIGHT = 1
+    LEGEND = 2
+
+
 def map_hover(labels, values, value_name: str):
     """customdata (N, 3) = index, label, value and a hover template showing them (the value
     only when ``value_name`` is given)."""
@@ -101,8 +111,7 @@ def map_hover(labels, values, value_name: str):
 
 
 def map_hover_template(value_name: str) -> str:
-    import html
-
+    """The points' hover: index, label and (with ``value_name``) the colouring's value."""
     tmpl = "index %{customdata[0]}<br>label %{customdata[1]}"
     if value_name:
         tmpl += f"<br>{html.escape(value_name)} %{{customdata[2]:.4g}}"
@@ -125,15 +134,6 @@ def map_color_patch(labels, values, *, categorical: bool | None = None, names=No
         else:
             out[MapTrace.LEGEND + k] = dict(visible=False)
     return out
-
-
-class MapTrace(IntEnum):
-    """Traces of ``scatter_map``: the points, the highlight overlay, then ``max_legend`` legend
-    swatches starting at ``LEGEND``."""
-
-    POINTS = 0
-    HIGHLIGHT = 1
-    LEGEND = 2
 
 
 def scatter_map(
