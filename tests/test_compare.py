@@ -229,3 +229,28 @@ def test_compare_view_errors(store, data):
         CompareView({"a": list(store.list()["id"])}, store=store, group_by="name")
     with pytest.raises(ValueError, match="unknown projection"):
         CompareView(list(store.list()["id"]), store=store, projection="mds")
+
+
+def test_resolve_runs_groups_tables_and_embeds(store, data):
+    _, test = data
+    ids = list(store.list()["id"])
+    rg = wb.runs.resolve_runs(ids, store=store, group_by="name")
+    assert rg.labels == ["ce-adam", "ce-sgd"] and [len(v) for v in rg.histories.values()] == [2, 2]
+    frame = rg.metrics_frame()
+    assert list(frame["group"]) == ["ce-adam", "ce-adam", "ce-sgd", "ce-sgd"] and list(frame["id"]) == ids
+    assert rg.table().loc["ce-sgd", "test_score"] == "1.5 ± 0.71"
+    plain = wb.runs.resolve_runs(ids[:2], store=store)  # same name twice: the run ids tell them apart
+    assert plain.labels == [f"ce-adam ({i})" for i in ids[:2]]
+    # features of the same subsample under each group's first model, loaded from the store
+    sub, zs = rg.embeddings(test, max_points=20, seed=0)
+    assert len(sub) == 20 and list(zs) == ["ce-adam", "ce-sgd"]
+    m0, _, _ = store.load(ids[0])
+    torch.testing.assert_close(zs["ce-adam"], wb.analyses.embed(m0, sub))
+    sub2, _ = rg.embeddings(test, max_points=20, seed=0)
+    assert torch.equal(sub2.x, sub.x)  # seeded
+    assert rg.landscapes("nope") == {}
+    with pytest.raises(ValueError, match="unknown labels"):
+        rg.landscapes("nope", {"other": _landscape()})
+    with pytest.raises(TypeError, match="Dataset"):
+        rg.embeddings(test.x)
+    assert "RunGroups(ce-adam (2 runs)" in repr(rg)

@@ -126,3 +126,20 @@ def test_trajectory_view_images():
         TrajectoryView(sample_trajectory(wb.models.TimeMLP(dim=3, hidden=8, n_layers=1), d, n=4))
     with pytest.raises(TypeError, match="Trajectory"):
         TrajectoryView("traj")
+
+
+def test_trajectory_view_frame_matches_the_static_figure(setup):
+    """A frame reached by the slider is the figure the builder draws for that frame."""
+    d, den, tr, st, flags, field, grid = setup
+    view = TrajectoryView(tr, student=st, flags=flags, field=field, data=grid, trails=[0, 3])
+    slots = vd.trajectory_slots(flags, None, grid, pair=True)
+    assert slots[0]["data"] == 0 and slots[0]["points"] == [1, 2, 3] and slots[1]["data"] == 6
+    view.set_frame(2)
+    ref = vd.trajectory_pair(tr, st, 2, int(wb.analyses.matching_frames(tr, st)[2]), flags=flags, trails=[0, 3],
+                             field=field, data=grid)
+    assert len(view.figure.data) == len(ref.data)
+    for got, want in zip(view.figure.data, ref.data):
+        assert got.name == want.name
+        np.testing.assert_allclose(np.asarray(got.x, dtype=float), np.asarray(want.x, dtype=float))
+    assert [a.text for a in view.figure.layout.annotations] == [a.text for a in ref.layout.annotations]
+    assert view.figure().data[slots[0]["trails"]].name == "teacher trails"

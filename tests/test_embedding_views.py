@@ -226,3 +226,61 @@ def test_prototype_view_on_points_has_no_gallery():
     assert view.gallery is None and len(view.map.data[2].x) == 16
     with pytest.raises(ValueError, match="image data"):
         view.gallery_png(0)
+
+
+def test_prototype_maps_is_what_the_view_shows(palm_fit):
+    ds, model, m, h = palm_fit
+    maps = wb.analyses.prototype_maps(m, model, ds, snapshots=h)
+    al = wb.analyses.aligned_projections(h.snapshots, "pca")
+    evo = wb.analyses.prototype_evolution(h.snapshots, m, ds)
+    assert maps.names == al.names and maps.coords.shape == (3, len(ds), 2) and maps.proto_coords.shape == (3, 30, 2)
+    torch.testing.assert_close(maps.coords, al.coords.float())
+    torch.testing.assert_close(maps.proto_coords[1], al.transform(1, evo.prototypes[1]).float())
+    torch.testing.assert_close(maps.assignments[2].counts, evo.counts[2])
+    assert "PrototypeMaps(3 map(s)" in repr(maps)
+    view = PrototypeView(maps, data=ds)  # a result computed before: the view only draws it
+    assert view.method is None and view.n_snapshots == 3
+    np.testing.assert_allclose(view.map.data[0].x, maps.coords[2, :, 0].numpy())
+    now = wb.analyses.prototype_maps(m, model, ds)
+    a = wb.analyses.prototype_assignments(m, model, ds)
+    assert now.names == ("now",) and now.evolution is None
+    torch.testing.assert_close(now.assignments[0].weights, a.weights)
+    proj = wb.analyses.project(wb.analyses.embed(model, ds, fn=m.embed))
+    torch.testing.assert_close(now.proto_coords[0], proj.transform(m.prototypes).float())
+    with pytest.raises(ValueError, match="data="):
+        wb.analyses.prototype_maps(m, model)
+    with pytest.raises(ValueError, match="backend"):
+        EmbeddingView(np.zeros((4, 2)), backend="webgl2")
+
+
+def test_view_patches_match_the_static_builders(palm_fit):
+    """What a view writes into a figure on a change is what the builder draws for that state."""
+    from workbench.viz import _common as vc
+    from workbench.viz import prototypes as vp
+    from workbench.viz.embedding import MapTrace
+
+    ds, model, m, h = palm_fit
+    maps = wb.analyses.prototype_maps(m, model, ds, snapshots=h)
+    view = PrototypeView(maps, data=ds, top=3)
+    view.set_snapshot(0)
+    built = vp.prototype_map(maps.assignments[0], maps.coords[0], maps.proto_coords[0], top=3)
+    for role in vp.ProtoMapTrace:
+        if role == vp.ProtoMapTrace.LEGEND:
+            continue
+        got, want = view.map.data[role], built.data[role]
+        assert len(got.x) == len(want.x)
+        np.testing.assert_allclose(np.asarray(got.x, dtype=float), np.asarray(want.x, dtype=float))
+    bars = vp.occupancy_bars(maps.assignments[0])
+    np.testing.assert_array_equal(view.bars.data[0].y, bars.data[0].y)
+    assert list(view.bars.data[0].marker.color) == list(bars.data[0].marker.color)
+    # recolouring the embedding map = building it with that colour
+    xy = np.random.default_rng(0).standard_normal((len(ds), 2))
+    score = np.linspace(0, 1, len(ds))
+    ev = EmbeddingView(xy, ds.y)
+    ev.set_color(score, name="score")
+    ref = scatter_map(xy, labels=ds.y, color=score, color_name="score")
+    pts, want = ev.figure.data[MapTrace.POINTS], ref.data[MapTrace.POINTS]
+    np.testing.assert_allclose(pts.marker.color, want.marker.color)
+    np.testing.assert_allclose(np.asarray(pts.customdata), np.asarray(want.customdata))
+    assert pts.hovertemplate == want.hovertemplate and pts.marker.showscale is True
+    assert vc.log10([1e-20, 10.0]).tolist() == [-12.0, 1.0]

@@ -131,11 +131,11 @@ def test_figure_widget_shares_plotly_javascript():
     # every figure carries plotly's bundle as data and a tiny loader that evaluates it once per page
     import plotly.graph_objects as go
 
-    from workbench.widgets.live import figure_widget
+    from workbench.widgets._figure import figure_widget
 
     fig = figure_widget(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     state = fig.get_state()
-    assert len(state["_esm"]) < 2000 and "globalThis[KEY]" in state["_esm"]
+    assert len(state["_esm"]) < 4000 and "globalThis[KEY]" in state["_esm"]
     assert state["_wb_esm"] == str(go.FigureWidget._esm) and len(state["_wb_esm"]) > 1_000_000
     with fig.batch_update():
         fig.data[0].y = [5, 6]

@@ -115,7 +115,43 @@ def test_ood_map_fits_on_id_and_places_ood_and_prototypes(setup):
         wb.ood.ood_map(cmp, bank, b.id_test, {"other": b.ood["uniform noise"]})
 
 
+def test_ood_map_chooses_splits_and_describes(setup):
+    _, _, ood, cmp, omap = setup
+    sets = list(ood)
+    mean_auroc = {d: np.mean([cmp.metrics[(d, s)].auroc for s in sets]) for d in cmp.detectors}
+    assert omap.best_detector() == max(mean_auroc, key=mean_auroc.get)
+    one = {d: cmp.metrics[(d, "shuffled pixels")].auroc for d in cmp.detectors}
+    assert omap.best_detector("shuffled pixels") == max(one, key=one.get)
+    s_id, s_ood = omap.score_pair("KNN(k=5)", "digits 8-9")
+    torch.testing.assert_close(s_id, cmp.scores["KNN(k=5)"]["ID"])
+    torch.testing.assert_close(s_ood, cmp.scores["KNN(k=5)"]["digits 8-9"])
+    assert len(omap.score_pair("KNN(k=5)")[1]) == int(omap.is_ood.sum())
+    grid = omap.thresholds("KNN(k=5)")
+    u = np.unique(omap.scores["KNN(k=5)"].numpy().astype(float))
+    assert grid.dtype == torch.float64 and len(grid) == len(u) + 1 and grid[0] < u[0]
+    s = omap.scores["KNN(k=5)"].double()
+    assert int((s > grid[0]).sum()) == len(s) and int((s > grid[-1]).sum()) == 0  # flag all .. flag none
+    idx = [0, 1, 2, len(omap.labels) - 1]
+    d = omap.describe(idx, "KNN(k=5)", 0.5)
+    assert d["n"] == 4 and sum(d["per_set"].values()) == 4 and sum(d["per_outcome"].values()) == 4
+    assert d["per_set"]["ID"] == 3 and d["mean_score"] == pytest.approx(float(omap.scores["KNN(k=5)"][idx].mean()))
+    assert sum(d["nearest_class"].values()) == 4
+    counts = list(d["nearest_class"].values())
+    assert counts == sorted(counts, reverse=True)
+    with pytest.raises(ValueError, match="unknown OOD set"):
+        omap.score_pair("KNN(k=5)", "nope")
+    with pytest.raises(ValueError, match="unknown detector"):
+        omap.thresholds("Energy")
+    with pytest.raises(IndexError):
+        omap.describe([10_000], "KNN(k=5)", 0.5)
+
+
 # ----------------------------------------------------------------------------- the lens
+
+
+def _pair(lens):
+    s_id, s_ood = lens.map.score_pair(lens.detector, lens.ood_set)
+    return s_id.numpy().astype(float), s_ood.numpy().astype(float)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +161,7 @@ def lens(setup):
 
 def test_lens_builds_and_colours_by_score(lens, setup):
     omap = setup[4]
+    assert wb.widgets.OODLens(omap).detector == omap.best_detector()  # the map chooses, not the lens
     pts = lens.figure.data[0]
     np.testing.assert_allclose(pts.marker.color, omap.scores["KNN(k=5)"].numpy().astype(float), rtol=1e-6)
     assert lens.figure.data[-1].name == "prototypes" and len(lens.figure.data[-1].x) == 16
@@ -133,7 +170,7 @@ def test_lens_builds_and_colours_by_score(lens, setup):
 
 
 def test_lens_snaps_to_each_conventions_operating_point(lens):
-    s_id, s_ood = lens._pair()
+    s_id, s_ood = _pair(lens)
     m = wb.ood.metrics(s_id, s_ood)
     lens.snap("id-positive")
     assert lens.rates["id_kept"] >= 0.95 and lens.rates["ood_accepted"] == pytest.approx(m.fpr95_id_positive)
@@ -147,25 +184,26 @@ def test_lens_threshold_moves_every_panel_in_place(lens, setup):
     roc, hist, land, fig = lens.roc, lens.hist, lens.landing, lens.figure
     lens.set_threshold(0.4)
     assert lens.roc is roc and lens.hist is hist and lens.landing is land and lens.figure is fig
-    s_id, s_ood = lens._pair()
+    s_id, s_ood = _pair(lens)
     assert roc.data[3].x[0] == pytest.approx(np.mean(s_ood <= 0.4))   # id-positive FPR
     assert roc.data[3].y[0] == pytest.approx(np.mean(s_id <= 0.4))    # id-positive TPR
     assert hist.layout.shapes[0].x0 == 0.4 and lens.threshold_label.value == "0.4"
-    assert lens._grid[lens.slider.value] <= 0.4 < lens._grid[lens.slider.value + 1]
+    grid = omap.thresholds("KNN(k=5)").numpy()  # the slider's positions
+    assert grid[lens.slider.value] <= 0.4 < grid[lens.slider.value + 1]
     assert list(land.data[1].y) == omap.landing("KNN(k=5)", 0.4)["missed"].tolist()
     lens.outline.value = True
     assert len(fig.data[1].x) == int((omap.outcome("KNN(k=5)", 0.4) == 3).sum())
     lens.outline.value = False
     lens.color_by("outcome at threshold")
     assert fig.data[0].marker.showscale is False
-    np.testing.assert_array_equal(lens.view._colors["outcome at threshold"][0], omap.outcome("KNN(k=5)", 0.4).numpy())
+    np.testing.assert_array_equal(lens.view.color_values("outcome at threshold"), omap.outcome("KNN(k=5)", 0.4).numpy())
     names = [t.name for t in fig.data[2:] if t.visible and t.name in wb.ood.OODMap.OUTCOMES]
     assert names and set(names) <= set(wb.ood.OODMap.OUTCOMES)
     i = lens.slider.value + 7        # the user drags the slider (an index into the distinct scores)
     lens.slider.value = i
-    assert lens.threshold == lens._grid[i] and hist.layout.shapes[0].x0 == pytest.approx(lens._grid[i])
+    assert lens.threshold == grid[i] and hist.layout.shapes[0].x0 == pytest.approx(grid[i])
     lens.slider.value = i            # an echo of the same position changes nothing
-    assert lens.threshold == lens._grid[i]
+    assert lens.threshold == grid[i]
     lens.color_by("OOD score")
 
 
@@ -174,13 +212,13 @@ def test_lens_detector_set_and_convention_switches(lens, setup):
     lens.set_detector("Mahalanobis")
     assert lens.detector_select.value == "Mahalanobis"
     np.testing.assert_allclose(lens.figure.data[0].marker.color, omap.scores["Mahalanobis"].numpy(), rtol=1e-6)
-    s_id, s_ood = lens._pair()
+    s_id, s_ood = _pair(lens)
     c = wb.ood.roc_curve(s_id, s_ood)
     np.testing.assert_allclose(lens.roc.data[0].x, c.fpr.numpy())
     np.testing.assert_allclose(lens.hist.data[0].x, np.clip(s_id, None, lens.hist.data[0].xbins.end))
     assert lens.slider.max == len(np.unique(omap.scores["Mahalanobis"].numpy()))
     lens.set_ood_set("shuffled pixels")
-    assert len(lens._pair()[1]) == int((omap.set_index == 2).sum())
+    assert len(_pair(lens)[1]) == int((omap.set_index == 2).sum())
     lens.set_convention("ood-positive")
     assert lens.roc.layout.xaxis.title.text == "FPR: ID flagged as OOD"
     assert lens.convention_toggle.value == "ood-positive"

@@ -77,9 +77,11 @@ from .landscape import (
 from .prototypes import (
     PrototypeAssignments,
     PrototypeEvolution,
+    PrototypeMaps,
     assignments_from,
     prototype_assignments,
     prototype_evolution,
+    prototype_maps,
 )
 from .representation import (
     NeuralCollapse,
@@ -101,7 +103,7 @@ __all__ = [
     "aligned_projections", "AlignedProjections", "procrustes_fit", "fewshot_eval",
     "fewshot_from_embeddings", "sample_episodes", "prototype_classify", "FewShotResult",
     "prototype_assignments", "assignments_from", "prototype_evolution", "PrototypeAssignments",
-    "PrototypeEvolution", "alignment", "uniformity", "knn_accuracy", "knn_predict",
+    "PrototypeEvolution", "prototype_maps", "PrototypeMaps", "alignment", "uniformity", "knn_accuracy", "knn_predict",
     "linear_probe_accuracy", "neural_collapse", "NeuralCollapse", "silhouette",
     "representation_metrics", "RepresentationMetrics", "representation_table", "agreement",
     "agreement_from_logits", "Agreement", "linear_cka", "relative_representation",

@@ -24,6 +24,10 @@ and unit embeddings z_i of N samples:
 ``prototype_evolution(history.snapshots, method, data)`` computes all of this for every
 snapshot of a fit (record them with ``Snapshots(every=k, embed=data, embed_fn=method.embed)``),
 to watch prototypes form, duplicate or die.
+
+``prototype_maps(method, model, data, snapshots=...)`` adds 2-D maps: the samples projected to
+2-D (aligned over snapshots by Procrustes) with the prototypes placed in the same maps
+(``Projection.transform``), everything ``wb.widgets.PrototypeView`` draws.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "PrototypeAssignments", "assignments_from", "prototype_assignments",
-    "PrototypeEvolution", "prototype_evolution",
+    "PrototypeEvolution", "prototype_evolution", "PrototypeMaps", "prototype_maps",
 ]
 
 ASSIGNMENTS = ("sinkhorn", "softmax")
@@ -340,4 +344,72 @@ def prototype_evolution(snapshots, method, data=None, *, labels=None, assignment
         prototypes=torch.stack([a.prototypes for a in per]),
         proto_class=per[0].proto_class,
         per_snapshot=tuple(per),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PrototypeMaps:
+    """Prototypes and samples in 2-D maps, per snapshot of a fit (or one map of the current
+    state): what ``wb.widgets.PrototypeView`` shows.
+
+    ``coords[i]`` (N, 2) the samples and ``proto_coords[i]`` (Kt, 2) the prototypes in map i
+    (maps aligned to each other); ``assignments[i]`` their ``PrototypeAssignments``; ``names``
+    ("step k", or "now"); ``evolution`` the ``PrototypeEvolution`` over the snapshots (None
+    for one map of the current state).
+    """
+
+    names: tuple[str, ...]
+    coords: torch.Tensor  # (T, N, 2)
+    proto_coords: torch.Tensor  # (T, Kt, 2)
+    assignments: tuple[PrototypeAssignments, ...] = field(repr=False)
+    proto_class: torch.Tensor = field(repr=False)  # (Kt,)
+    projection: str = "pca"
+    evolution: PrototypeEvolution | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        t, n, _ = self.coords.shape
+        return (f"PrototypeMaps({t} map(s) [{self.names[0]} .. {self.names[-1]}], {n} samples, "
+                f"{self.proto_coords.shape[1]} prototypes, {self.projection})")
+
+
+def prototype_maps(method, model=None, data=None, *, snapshots=None, projection: str = "pca",
+                   seed: int = 0, batch_size: int = 1024) -> PrototypeMaps:
+    """2-D maps of ``data`` (a labelled Dataset) with ``method``'s prototypes placed in them.
+
+    With ``snapshots`` (``history.snapshots`` or the History, recorded with
+    ``Snapshots(every=k, embed=data, embed_fn=method.embed, method_state=True)``): one map per
+    snapshot, aligned over the fit (``aligned_projections``), with each snapshot's prototypes and
+    assignments (``prototype_evolution``). Without: one map of ``model``'s current embedding.
+    ``projection``: "pca", "umap" or "tsne". The model and method are not changed.
+    """
+    from .embedding import aligned_projections, embed, project
+
+    _check_proto_method(method)
+    if data is None:
+        raise ValueError("pass data= (the labelled Dataset whose samples to show)")
+    if hasattr(snapshots, "snapshots") and not hasattr(snapshots, "embeddings"):
+        snapshots = snapshots.snapshots  # a History
+    if snapshots is not None:
+        evolution = prototype_evolution(snapshots, method, data)
+        aligned = aligned_projections(snapshots, projection, seed=seed)
+        proto_xy = [aligned.transform(i, evolution.prototypes[i]) for i in range(len(aligned))]
+        return PrototypeMaps(
+            names=tuple(aligned.names), coords=aligned.coords.float(), proto_coords=torch.stack(proto_xy).float(),
+            assignments=tuple(evolution.per_snapshot), proto_class=evolution.proto_class,
+            projection=projection, evolution=evolution,
+        )
+    if model is None:
+        raise ValueError("without snapshots, pass the trained model to embed the data")
+    z = embed(model, data, fn=method.embed, batch_size=batch_size)  # (N, d)
+    y = getattr(data, "y", None)
+    a = assignments_from(z, method.prototypes, method.proto_class, y,
+                         assignment="sinkhorn" if y is not None else "softmax", **_method_options(method))
+    proj = project(z, projection, seed=seed)
+    return PrototypeMaps(
+        names=("now",), coords=proj.coords[None].float(),
+        proto_coords=proj.transform(method.prototypes)[None].float(), assignments=(a,),
+        proto_class=a.proto_class, projection=projection,
     )

@@ -61,25 +61,74 @@ class OODMap:
 
     def set_scores(self, detector: str, ood_set: str | None = None) -> dict[str, torch.Tensor]:
         """{"ID": scores, name: scores, ...} of one detector (all OOD sets, or just ``ood_set``)."""
-        if detector not in self.scores:
-            raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(self.scores)}")
+        self._check_detector(detector)
+        self._check_set(ood_set)
         s = self.scores[detector]
-        out = {}
-        for k, name in enumerate(self.set_names):
-            if k == 0 or ood_set is None or name == ood_set:
-                out[name] = s[self.set_index == k]
-        if ood_set is not None and len(out) < 2:
-            raise ValueError(f"unknown OOD set {ood_set!r}; valid: {', '.join(self.set_names[1:])}")
-        return out
+        return {name: s[self.set_index == k] for k, name in enumerate(self.set_names)
+                if k == 0 or ood_set is None or name == ood_set}
 
     #: codes and names of ``outcome``: what a threshold does to each point
     OUTCOMES = ("ID kept", "ID flagged (false alarm)", "OOD caught", "OOD missed")
 
+    def _check_detector(self, detector: str) -> None:
+        if detector not in self.scores:
+            raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(self.scores)}")
+
+    def _check_set(self, ood_set: str | None) -> None:
+        if ood_set is not None and ood_set not in self.set_names[1:]:
+            raise ValueError(f"unknown OOD set {ood_set!r}; valid: {', '.join(self.set_names[1:])}")
+
+    def best_detector(self, ood_set: str | None = None) -> str:
+        """The detector with the highest AUROC against ``ood_set`` (default: the mean over every
+        OOD set), from the comparison's metrics; ties go to the first in the comparison."""
+        self._check_set(ood_set)
+        sets = self.set_names[1:] if ood_set is None else (ood_set,)
+
+        def mean_auroc(d):
+            vals = [self.metrics[(d, s)].auroc for s in sets if (d, s) in self.metrics]
+            return sum(vals) / len(vals) if vals else 0.0
+
+        return max(self.scores, key=mean_auroc)
+
+    def score_pair(self, detector: str, ood_set: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ID scores, OOD scores) of ``detector`` against ``ood_set`` (None: every OOD set pooled)."""
+        self._check_detector(detector)
+        self._check_set(ood_set)
+        s = self.scores[detector]
+        ood = self.is_ood if ood_set is None else self.set_index == self.set_names.index(ood_set)
+        return s[self.set_index == 0], s[ood]
+
+    def thresholds(self, detector: str) -> torch.Tensor:
+        """Every distinct threshold the data allows for ``detector`` (sorted, float64): just below
+        the smallest score (flag every point), then each distinct score (flag the points above)."""
+        self._check_detector(detector)
+        u = torch.unique(self.scores[detector].double())
+        return torch.cat([torch.nextafter(u[:1], torch.tensor([-float("inf")], dtype=torch.float64)), u])
+
+    def describe(self, indices, detector: str, threshold: float) -> dict:
+        """What a set of points (e.g. a lasso selection) holds: ``n``, ``mean_score`` of
+        ``detector``, counts ``per_set`` and ``per_outcome`` at ``threshold`` (names -> count,
+        non-zero only), and with prototypes ``nearest_class``: class of the nearest prototype
+        -> count, most frequent first."""
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        self._check_detector(detector)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= len(self.labels)):
+            raise IndexError(f"indices must be in 0..{len(self.labels) - 1}")
+        out = {"n": int(idx.numel()), "mean_score": float(self.scores[detector][idx].float().mean()) if idx.numel() else float("nan")}
+        si = torch.bincount(self.set_index[idx], minlength=len(self.set_names))
+        out["per_set"] = {n: int(c) for n, c in zip(self.set_names, si) if c}
+        oc = torch.bincount(self.outcome(detector, threshold)[idx], minlength=len(self.OUTCOMES))
+        out["per_outcome"] = {n: int(c) for n, c in zip(self.OUTCOMES, oc) if c}
+        if self.nearest_proto is not None and self.proto_class is not None and idx.numel():
+            vals, counts = torch.unique(self.proto_class[self.nearest_proto[idx]], return_counts=True)
+            order = torch.argsort(counts, descending=True, stable=True)
+            out["nearest_class"] = {int(vals[i]): int(counts[i]) for i in order}
+        return out
+
     def outcome(self, detector: str, threshold: float) -> torch.Tensor:
         """(N,) codes of what "flag OOD when score > threshold" does to each point: 0 ID kept,
         1 ID flagged (false alarm), 2 OOD caught, 3 OOD missed (names in ``OUTCOMES``)."""
-        if detector not in self.scores:
-            raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(self.scores)}")
+        self._check_detector(detector)
         flagged = self.scores[detector] > float(threshold)
         ood = self.is_ood
         return torch.where(ood, torch.where(flagged, 2, 3), torch.where(flagged, 1, 0)).to(torch.int64)
@@ -91,10 +140,10 @@ class OODMap:
         Needs prototypes (a PALM bank)."""
         if self.nearest_proto is None or self.proto_class is None:
             raise ValueError("this map has no prototypes: build it from a FeatureBank(model, method=palm)")
+        self._check_detector(detector)
+        self._check_set(ood_set)
         sel = self.is_ood.clone()
         if ood_set is not None:
-            if ood_set not in self.set_names[1:]:
-                raise ValueError(f"unknown OOD set {ood_set!r}; valid: {', '.join(self.set_names[1:])}")
             sel &= self.set_index == self.set_names.index(ood_set)
         c = int(self.proto_class.max()) + 1
         cls = self.proto_class[self.nearest_proto]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 
+from .resolve import RunEntry, RunGroups, resolve_runs
 from .store import (
     CorruptRunError,
     Run,
@@ -32,6 +33,7 @@ __all__ = [
     "save", "load", "list", "delete", "get", "attach", "artifact", "history", "runs",
     "RunStore", "Run", "RunNotFoundError", "CorruptRunError", "default_store", "set_default_root",
     "sweep", "SweepResult", "summarize", "final_metrics",
+    "resolve_runs", "RunGroups", "RunEntry",
 ]
 
 

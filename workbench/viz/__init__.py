@@ -1,14 +1,20 @@
 """Static figure builders: result -> plotly Figure, pure functions (needs plotly).
 
 A builder named like an analysis (``score_field``, ``hallucination_filter``...) draws that
-analysis's result.
+analysis's result. Builders whose figures the interactive views patch name those traces (small
+``IntEnum``s such as ``MapTrace``, ``PanelTrace``, ``RocTrace``, exported here) and provide the
+``*_patch`` / ``*_slots`` helpers that compute what a view writes into them, so a static figure
+and a view's state after a change agree by construction. ``patch(fig, {role: props})`` applies
+such updates.
 """
 
 # data, training, classifiers
+from ._common import patch
 from .classification import confusion_matrix
 
 # comparing runs
 from .compare import (
+    TrainingTrace,
     compare_curves,
     compare_embeddings,
     compare_landscapes,
@@ -21,28 +27,35 @@ from .data import samples
 from .diffusion import (
     hallucination_filter,
     image_frames,
+    image_slots,
+    panel_patch,
     quality_table,
     samples_grid,
     score_error,
     score_field,
     trajectory,
     trajectory_pair,
+    trajectory_slots,
 )
 
 # distillation
 from .distillation import (
+    MapsTrace,
+    ProbeTrace,
     agreement_by_class,
     generation_curve,
     kernel_self_distillation,
     probe_curve,
+    student_patch,
     teacher_student_maps,
 )
 
 # embeddings and prototypes
-from .embedding import aligned_maps, embedding, png_bytes, scatter_map
+from .embedding import MapTrace, aligned_maps, embedding, map_color_patch, png_bytes, scatter_map
 
 # loss landscapes and curvature
 from .landscape import (
+    PanelTrace,
     curvature_by_class,
     hessian_spectrum,
     interpolation_curve,
@@ -50,15 +63,30 @@ from .landscape import (
     landscape_panels,
     landscape_surface,
     loss_lines,
+    panel_trace,
 )
 
 # OOD detection
-from .ood import detector_table, landing_bars, roc_figure, score_histograms
+from .ood import (
+    LandingTrace,
+    RocTrace,
+    detector_table,
+    landing_bars,
+    landing_patch,
+    prototype_stars,
+    roc_curve_patch,
+    roc_figure,
+    roc_index,
+    score_histograms,
+)
 from .prototypes import (
+    ProtoMapTrace,
     occupancy_bars,
+    occupancy_patch,
     prototype_evolution,
     prototype_gallery,
     prototype_map,
+    prototype_map_patch,
     redundancy_heatmap,
 )
 from .training import loss_curves
@@ -75,4 +103,10 @@ __all__ = [
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
     "kernel_self_distillation",
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table",
+    "prototype_stars",
+    # trace roles that views patch, and what they write into them
+    "patch", "MapTrace", "map_color_patch", "ProtoMapTrace", "prototype_map_patch", "occupancy_patch",
+    "RocTrace", "roc_index", "roc_curve_patch", "LandingTrace", "landing_patch", "trajectory_slots",
+    "panel_patch", "image_slots", "PanelTrace", "panel_trace", "MapsTrace", "ProbeTrace", "student_patch",
+    "TrainingTrace",
 ]

@@ -1,6 +1,13 @@
-"""Shared figure helpers: one look for every view."""
+"""Shared figure helpers: one look for every view.
+
+Trace roles: a builder whose traces a view patches names their indices with a small ``IntEnum``
+(e.g. ``viz.embedding.MapTrace.POINTS``), documented beside the builder; ``fig.data[role]``
+works because an ``IntEnum`` is an int. ``patch(fig, {role: props})`` applies such updates.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -53,3 +60,21 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
         out = (c[idx] - c[lo]) / cnt
     out[cnt == 0] = np.nan
     return out
+
+
+def log10(z, floor: float = 1e-12) -> np.ndarray:
+    """``log10`` of values clipped below at ``floor`` (losses shown on a log scale)."""
+    return np.log10(np.clip(np.asarray(z, dtype=float), floor, None))
+
+
+def patch(fig, updates: Mapping) -> None:
+    """Apply ``{trace index or role: {property: value}}`` to ``fig``'s traces in place (one
+    ``batch_update`` when ``fig`` is a FigureWidget). Nested dicts (``marker``) are merged."""
+    batch = getattr(fig, "batch_update", None)
+    if batch is None:
+        for i, props in updates.items():
+            fig.data[int(i)].update(props)
+        return
+    with batch():
+        for i, props in updates.items():
+            fig.data[int(i)].update(props)

@@ -16,14 +16,15 @@ into its existing figure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import IntEnum
 
 import numpy as np
 
-from ._common import base_layout, colour, go, smooth, to_numpy
+from ._common import base_layout, colour, go, log10, smooth, to_numpy
 
 __all__ = [
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes",
-    "metrics_table", "curve_keys", "curve_data",
+    "metrics_table", "curve_keys", "curve_data", "landscape_range", "TrainingTrace", "METRIC_TITLE",
 ]
 
 
@@ -49,12 +50,25 @@ def _val_series(history, key: str):
     return np.asarray(s, dtype=float), np.asarray(v, dtype=float)
 
 
+class TrainingTrace(IntEnum):
+    """Traces of ``training_panels``; the metric panel's title is annotation ``METRIC_TITLE``."""
+
+    TRAIN_LOSS = 0
+    VAL_LOSS = 1
+    TRAIN_METRIC = 2
+    VAL_METRIC = 3
+
+
+#: ``training_panels``'s second panel title (the metric's name) is layout annotation 1
+METRIC_TITLE = 1
+
+
 def training_panels(history=None, metric: str = "acc", *, smooth_window: int = 1,
                     title: str | None = "Training", height: int = 320):
     """Two panels of one fit: loss (train line, val markers) and ``metric`` (train, val).
 
-    Always 4 traces, in this order: train loss, val loss, train metric, val metric (empty when
-    the history has no such values, or ``history=None`` for a figure to fill live).
+    Always 4 traces (``TrainingTrace``): train loss, val loss, train metric, val metric (empty
+    when the history has no such values, or ``history=None`` for a figure to fill live).
     """
     fig = _subplots(rows=1, cols=2, subplot_titles=("loss", metric), horizontal_spacing=0.1)
     for col, key in ((1, "loss"), (2, metric)):
@@ -260,7 +274,7 @@ def landscape_range(landscapes: Mapping, log: bool = False) -> tuple[float, floa
     vals = []
     for land in landscapes.values():
         z = _landscape_arrays(land)[2]
-        z = np.log10(np.clip(z, 1e-12, None)) if log else z
+        z = log10(z) if log else z
         vals.append(z[np.isfinite(z)])
     v = np.concatenate(vals) if vals else np.array([0.0, 1.0])
     return (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
@@ -289,7 +303,7 @@ def compare_landscapes(
                     horizontal_spacing=0.04)
     for pi, (label, land) in enumerate(landscapes.items()):
         a, b, z = _landscape_arrays(land)
-        zz = np.log10(np.clip(z, 1e-12, None)) if log else z
+        zz = log10(z) if log else z
         fig.add_trace(go.Heatmap(
             x=a, y=b, z=zz.T, coloraxis="coloraxis", name=str(label),
             customdata=z.T, hovertemplate=f"{label}<br>α %{{x:.3g}}, β %{{y:.3g}}<br>loss %{{customdata:.4g}}<extra></extra>",

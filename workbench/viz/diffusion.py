@@ -6,6 +6,8 @@ below compute exactly the arrays it writes, so a static figure and a widget fram
 
 Trace order of ``trajectory`` (one panel): [data (if given)], one scatter per flag class
 (or one "samples" trace), "trails", "field". ``trajectory_pair`` repeats that per panel.
+``trajectory_slots`` names those indices for given inputs and ``panel_patch`` gives what a new
+frame writes into them; ``image_frames``'s are named by ``image_slots`` and ``STRIP_SHAPE``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ def _view_box(*trajs, data=None):
     return axis_box(*[t.x[-1] for t in trajs], quantile=0.98, scale=1.5)
 
 
-def _flags(flags, n):
+def flag_codes(flags, n):
+    """(N,) int flags (0 in-support, 1 hallucination, 2 between) from ``HallucinationFlags`` or an
+    array, checked against ``n`` samples; None stays None."""
     if flags is None:
         return None
     f = to_numpy(getattr(flags, "flag", flags)).astype(int)
@@ -85,48 +89,92 @@ def _flags(flags, n):
 
 
 # --------------------------------------------------------------------------- trajectories (2-D)
+def _data_xy(data):
+    """(M, 2) background points, or None when ``data`` is missing or not 2-D."""
+    if data is None:
+        return None
+    d = to_numpy(getattr(data, "x", data))
+    return d.reshape(-1, 2) if d.shape[-1] == 2 else None
+
+
+def panel_slots(flags=None, data=None, start: int = 0) -> dict:
+    """Trace indices of one panel built by ``trajectory`` from index ``start``: ``data`` (or
+    None), ``points`` (one per flag class, or one), ``trails``, ``field``, and ``end`` (the next
+    panel's start)."""
+    i = start
+    slots = {"data": None}
+    if _data_xy(data) is not None:
+        slots["data"], i = i, i + 1
+    k = 1 if flags is None else len(FLAG_NAMES)
+    slots["points"] = list(range(i, i + k))
+    slots["trails"], slots["field"], slots["end"] = i + k, i + k + 1, i + k + 2
+    return slots
+
+
+def trajectory_slots(flags=None, right_flags=None, data=None, *, pair: bool = False) -> list[dict]:
+    """``panel_slots`` of every panel of ``trajectory`` (one) or ``trajectory_pair`` (two)."""
+    left = panel_slots(flags, data)
+    return [left, panel_slots(right_flags, data, left["end"])] if pair else [left]
+
+
+def panel_arrays(traj, frame: int, show: str = "x", flags=None, trails=None, field=None) -> dict:
+    """What one panel shows at ``frame``: ``points`` [(x, y) per flag class], ``trails`` (x, y)
+    and the score ``field`` arrows (x, y), empty when no field or the frame is clean."""
+    pts = frame_points(traj, frame, show)
+    f = flag_codes(flags, traj.n)
+    groups = [np.arange(traj.n)] if f is None else [np.nonzero(f == c)[0] for c in range(len(FLAG_NAMES))]
+    t = int(traj.timesteps[frame])
+    arrows = arrows_xy(field, field.at(t)) if field is not None and t >= 0 else (np.array([]), np.array([]))
+    return dict(points=[(pts[g, 0], pts[g, 1]) for g in groups],
+                trails=trail_xy(traj, trails if trails is not None else [], frame, show), field=arrows)
+
+
+def panel_patch(slots: dict, arrays: dict) -> dict:
+    """``panel_arrays`` as trace updates for the panel at ``slots``."""
+    out = {i: dict(x=x, y=y) for i, (x, y) in zip(slots["points"], arrays["points"])}
+    out[slots["trails"]] = dict(x=arrays["trails"][0], y=arrays["trails"][1])
+    out[slots["field"]] = dict(x=arrays["field"][0], y=arrays["field"][1])
+    return out
+
+
 def _panel_traces(traj, frame, show, flags, trails, field, data, name_prefix="", showlegend=True, marker_size=4):
     traces = []
-    if data is not None:
-        d = to_numpy(getattr(data, "x", data)).reshape(-1, 2) if to_numpy(getattr(data, "x", data)).shape[-1] == 2 else None
-        if d is not None:
-            traces.append(go.Scattergl(
-                x=d[:, 0], y=d[:, 1], mode="markers", name="data", showlegend=showlegend,
-                marker=dict(size=3, color="rgba(150,150,150,0.35)"), hoverinfo="skip",
-            ))
-    pts = frame_points(traj, frame, show)
-    f = _flags(flags, traj.n)
-    if f is None:
+    d = _data_xy(data)
+    if d is not None:
         traces.append(go.Scattergl(
-            x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"{name_prefix}samples", showlegend=showlegend,
+            x=d[:, 0], y=d[:, 1], mode="markers", name="data", showlegend=showlegend,
+            marker=dict(size=3, color="rgba(150,150,150,0.35)"), hoverinfo="skip",
+        ))
+    arrays = panel_arrays(traj, frame, show, flags, trails, field)
+    f = flag_codes(flags, traj.n)
+    if f is None:
+        (x, y), = arrays["points"]
+        traces.append(go.Scattergl(
+            x=x, y=y, mode="markers", name=f"{name_prefix}samples", showlegend=showlegend,
             marker=dict(size=marker_size, color=PALETTE[0], opacity=0.7),
             customdata=np.arange(traj.n), hovertemplate="sample %{customdata}<extra></extra>",
         ))
     else:
-        for c, (nm, col) in enumerate(zip(FLAG_NAMES, FLAG_COLOURS)):
+        for c, (nm, col, (x, y)) in enumerate(zip(FLAG_NAMES, FLAG_COLOURS, arrays["points"])):
             m = f == c
             traces.append(go.Scattergl(
-                x=pts[m, 0], y=pts[m, 1], mode="markers", name=f"{name_prefix}{nm} ({int(m.sum())})",
+                x=x, y=y, mode="markers", name=f"{name_prefix}{nm} ({int(m.sum())})",
                 showlegend=showlegend, marker=dict(size=marker_size + (1 if c == 1 else 0), color=col, opacity=0.75),
                 customdata=np.nonzero(m)[0], hovertemplate="sample %{customdata}<extra>" + nm + "</extra>",
             ))
-    tx, ty = trail_xy(traj, trails if trails is not None else [], frame, show)
     traces.append(go.Scatter(
-        x=tx, y=ty, mode="lines", name=f"{name_prefix}trails", showlegend=showlegend,
-        line=dict(color=TRAIL_COLOUR, width=1.2), hoverinfo="skip",
+        x=arrays["trails"][0], y=arrays["trails"][1], mode="lines", name=f"{name_prefix}trails",
+        showlegend=showlegend, line=dict(color=TRAIL_COLOUR, width=1.2), hoverinfo="skip",
     ))
-    if field is not None and int(traj.timesteps[frame]) >= 0:
-        ax, ay = arrows_xy(field, field.at(int(traj.timesteps[frame])))
-    else:
-        ax, ay = np.array([]), np.array([])
     traces.append(go.Scatter(
-        x=ax, y=ay, mode="lines", name=f"{name_prefix}score field", showlegend=showlegend,
-        line=dict(color=FIELD_COLOUR, width=1), hoverinfo="skip",
+        x=arrays["field"][0], y=arrays["field"][1], mode="lines", name=f"{name_prefix}score field",
+        showlegend=showlegend, line=dict(color=FIELD_COLOUR, width=1), hoverinfo="skip",
     ))
     return traces
 
 
-def _frame_title(traj, frame, label=""):
+def frame_title(traj, frame, label=""):
+    """Panel title of ``frame``: sampler step, timestep (or "clean") and noise level σ."""
     t = int(traj.timesteps[frame])
     tt = "clean" if t < 0 else f"t {t}"
     return f"{label}step {int(traj.step_index[frame])}/{traj.steps} · {tt} · σ {float(traj.sigmas[frame]):.3f}"
@@ -145,7 +193,7 @@ def trajectory(traj, frame: int = -1, *, show: str = "x", flags=None, trails=Non
     lo, hi = lim if lim is not None else _view_box(traj, data=data)
     fig.update_xaxes(range=[lo, hi], showgrid=False, zeroline=False)
     fig.update_yaxes(range=[lo, hi], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1)
-    return base_layout(fig, title or _frame_title(traj, frame), height=480, width=520)
+    return base_layout(fig, title or frame_title(traj, frame), height=480, width=520)
 
 
 def trajectory_pair(left, right, frame: int = -1, right_frame: int | None = None, *, show: str = "x",
@@ -157,7 +205,7 @@ def trajectory_pair(left, right, frame: int = -1, right_frame: int | None = None
     frame = range(left.n_frames)[frame]
     right_frame = right.n_frames - 1 if right_frame is None else range(right.n_frames)[right_frame]
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        _frame_title(left, frame, f"{names[0]}: "), _frame_title(right, right_frame, f"{names[1]}: ")),
+        frame_title(left, frame, f"{names[0]}: "), frame_title(right, right_frame, f"{names[1]}: ")),
         horizontal_spacing=0.06)
     for tr in _panel_traces(left, frame, show, flags, trails, field, data, f"{names[0]} "):
         fig.add_trace(tr, row=1, col=1)
@@ -194,7 +242,7 @@ def samples_grid(trajs: dict, *, flags: dict | None = None, data=None, lim=None,
             d = to_numpy(getattr(data, "x", data)).reshape(-1, 2)
             fig.add_trace(go.Scattergl(x=d[:, 0], y=d[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                        marker=dict(size=2, color="rgba(150,150,150,0.35)")), row=r, col=c)
-        f = None if flags is None or flags.get(nm) is None else _flags(flags[nm], len(pts))
+        f = None if flags is None or flags.get(nm) is None else flag_codes(flags[nm], len(pts))
         col = PALETTE[0] if f is None else np.array(FLAG_COLOURS)[f]
         fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", showlegend=False, name=nm,
                                    marker=dict(size=marker_size, color=col, opacity=0.7)), row=r, col=c)
@@ -302,35 +350,59 @@ def heatmap_z(z: np.ndarray) -> list:
 
 
 def _image_heatmap(z, zmin=-1, zmax=1, name=""):
-    # Greys runs white (low) to black (high): background -1 is white, ink +1 black
-    return go.Heatmap(z=heatmap_z(z), colorscale="Greys", zmin=zmin, zmax=zmax, showscale=False,
+    # z: heatmap_z lists. Greys runs white (low) to black (high): background -1 is white, ink +1 black
+    return go.Heatmap(z=z, colorscale="Greys", zmin=zmin, zmax=zmax, showscale=False,
                       hoverinfo="skip", name=name)
+
+
+#: ``image_frames`` outlines the strip column nearest the shown frame with layout shape 0
+STRIP_SHAPE = 0
+
+
+def image_slots(pair: bool = False) -> dict:
+    """Trace indices of ``image_frames``: the ``mosaics`` (one per trajectory) and the ``strip``."""
+    return {"mosaics": [0, 1] if pair else [0], "strip": 2 if pair else 1}
+
+
+def image_mosaic(traj, frame: int, show: str = "x", n: int = 16) -> list:
+    """Heatmap z of the first ``n`` samples at ``frame`` (x_t or x̂0), as ``image_frames`` draws it."""
+    src = traj.x if show == "x" else traj.x0_pred
+    return heatmap_z(mosaic(src[frame, :n]))
+
+
+def strip_marker(traj, frame: int, strip: int = 10, *, pair: bool = False) -> dict:
+    """The layout shape outlining the strip column nearest ``frame`` (``STRIP_SHAPE``)."""
+    col = int(np.abs(strip_frames(traj, strip) - frame).argmin())
+    h, w = traj.sample_shape[-2:]
+    axis = "3" if pair else "2"
+    return dict(type="rect", xref=f"x{axis}", yref=f"y{axis}", x0=col * (w + 1) - 0.5, x1=col * (w + 1) + w - 0.5,
+                y0=-0.5, y1=2 * (h + 1) - 1 - 0.5, line=dict(color="#E45756", width=2))
 
 
 def image_frames(traj, frame: int = -1, *, n: int = 16, show: str = "x", index: int = 0, strip: int = 10,
                  right=None, right_frame: int | None = None, names=("teacher", "student"), vrange=(-1, 1)):
     """Image trajectories: a mosaic of ``n`` samples at ``frame`` (beside ``right``'s, e.g. a student),
-    and below it a strip of sample ``index`` along t (``strip`` frames; x_t on top, x̂0 below)."""
+    and below it a strip of sample ``index`` along t (``strip`` frames; x_t on top, x̂0 below) with
+    the column nearest ``frame`` outlined. Traces: ``image_slots``; the outline: ``STRIP_SHAPE``."""
     from plotly.subplots import make_subplots
 
     if len(traj.sample_shape) < 2:
         raise ValueError(f"image_frames needs image samples (C, H, W); these have shape {traj.sample_shape}")
     frame = range(traj.n_frames)[frame]
-    src = traj.x if show == "x" else traj.x0_pred
     cols = 2 if right is not None else 1
+    rf = None if right is None else (right.n_frames - 1 if right_frame is None else range(right.n_frames)[right_frame])
     fig = make_subplots(rows=2, cols=cols, row_heights=[0.68, 0.32], vertical_spacing=0.08,
                         specs=[[{}] * cols, [{"colspan": cols}] + [None] * (cols - 1)],
-                        subplot_titles=[_frame_title(traj, frame, f"{names[0]}: ")]
-                        + ([_frame_title(right, right_frame if right_frame is not None else -1, f"{names[1]}: ")] if right is not None else [])
+                        subplot_titles=[frame_title(traj, frame, f"{names[0]}: ")]
+                        + ([frame_title(right, rf, f"{names[1]}: ")] if right is not None else [])
                         + [f"sample {index} along t (top x_t, bottom x̂0)"])
-    fig.add_trace(_image_heatmap(mosaic(src[frame, :n]), *vrange, names[0]), row=1, col=1)
+    fig.add_trace(_image_heatmap(image_mosaic(traj, frame, show, n), *vrange, names[0]), row=1, col=1)
     if right is not None:
-        rf = right.n_frames - 1 if right_frame is None else range(right.n_frames)[right_frame]
-        rsrc = right.x if show == "x" else right.x0_pred
-        fig.add_trace(_image_heatmap(mosaic(rsrc[rf, :n]), *vrange, names[1]), row=1, col=2)
+        fig.add_trace(_image_heatmap(image_mosaic(right, rf, show, n), *vrange, names[1]), row=1, col=2)
     fr = strip_frames(traj, strip)
     stack = np.concatenate([to_numpy(traj.x[fr, index]), to_numpy(traj.x0_pred[fr, index])], 0)
-    fig.add_trace(_image_heatmap(mosaic(stack, cols=len(fr)), *vrange, "strip"), row=2, col=1)
+    fig.add_trace(_image_heatmap(heatmap_z(mosaic(stack, cols=len(fr))), *vrange, "strip"), row=2, col=1)
+    fig.add_shape(**strip_marker(traj, frame, strip, pair=right is not None))
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     for c in range(1, cols + 1):

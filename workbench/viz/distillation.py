@@ -18,6 +18,8 @@ display options, so a widget can copy new data into an existing figure.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
 
 from ._common import base_layout, colour, go, to_numpy
@@ -25,8 +27,33 @@ from .embedding import color_spec
 
 __all__ = [
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
-    "kernel_self_distillation", "AGREEMENT_METRICS",
+    "kernel_self_distillation", "AGREEMENT_METRICS", "MapsTrace", "ProbeTrace", "STUDENT_TITLE",
+    "student_patch", "agreement_values", "point_opacity", "disagreement_xy",
 ]
+
+
+class MapsTrace(IntEnum):
+    """Traces of ``teacher_student_maps``; legend swatches start at ``LEGEND``."""
+
+    TEACHER = 0
+    STUDENT = 1
+    DISAGREE = 2
+    LEGEND = 3
+
+
+#: the student panel's title is layout annotation 1 of ``teacher_student_maps``
+STUDENT_TITLE = 1
+
+
+class ProbeTrace(IntEnum):
+    """Traces of ``probe_curve``."""
+
+    STUDENT_PROBE = 0
+    STUDENT_KNN = 1
+    TEACHER_PROBE = 2
+    TEACHER_KNN = 3
+    CKA = 4
+    CURRENT = 5
 
 #: per-class quantities of an ``Agreement`` that ``agreement_by_class`` can draw
 AGREEMENT_METRICS = {
@@ -68,14 +95,27 @@ def disagreement_xy(traj, frame: int) -> tuple[np.ndarray, np.ndarray]:
     return xy[:, 0], xy[:, 1]
 
 
+def student_patch(traj, frame: int) -> dict:
+    """What showing student frame ``frame`` writes into ``teacher_student_maps``: its points, name
+    and hover, and the ringed disagreements (the panel title is annotation ``STUDENT_TITLE``)."""
+    i = _frame_index(traj, frame)
+    xy = to_numpy(traj.coords[i]).astype(float)
+    dx, dy = disagreement_xy(traj, i)
+    name = f"student: {traj.names[i]}"
+    return {MapsTrace.STUDENT: dict(x=xy[:, 0], y=xy[:, 1], name=name,
+                                    hovertemplate=name + "<br>index %{customdata[0]}<br>label %{customdata[1]}<extra></extra>"),
+            MapsTrace.DISAGREE: dict(x=dx, y=dy)}
+
+
 def teacher_student_maps(traj, frame: int = -1, *, highlight=None, title: str | None = None,
                          marker_size: int = 5, height: int = 430, width: int | None = None,
                          max_legend: int = 20):
     """Teacher (left) and student frame ``frame`` (right) in aligned 2-D maps.
 
-    Traces, in order: 0 teacher points, 1 student points (one WebGL trace each, coloured by
-    label), 2 the ringed samples where the student disagrees with the teacher (empty when the
-    frame has no ``Agreement``), then ``max_legend`` legend swatches (one per class).
+    Traces (``MapsTrace``): ``TEACHER`` and ``STUDENT`` points (one WebGL trace each, coloured
+    by label), ``DISAGREE`` the ringed samples where the student disagrees with the teacher
+    (empty when the frame has no ``Agreement``), then ``max_legend`` legend swatches from
+    ``LEGEND`` (one per class). ``student_patch`` redraws another frame.
     ``highlight``: a class index to keep opaque while the others fade.
     """
     i = _frame_index(traj, frame)
@@ -114,7 +154,8 @@ def teacher_student_maps(traj, frame: int = -1, *, highlight=None, title: str | 
     return fig
 
 
-def _agreement_values(agr, metric: str) -> np.ndarray:
+def agreement_values(agr, metric: str) -> np.ndarray:
+    """(C,) per-class values of ``metric`` (a key of ``AGREEMENT_METRICS``) of an ``Agreement``."""
     if metric not in AGREEMENT_METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(AGREEMENT_METRICS)}")
     return to_numpy(getattr(agr, AGREEMENT_METRICS[metric][0])).astype(float)
@@ -136,7 +177,7 @@ def agreement_by_class(agreements, *, metric: str = "agreement", class_names=Non
     names = class_names or first.class_names or [str(k) for k in range(c)]
     fig = go.Figure()
     for j, (name, agr) in enumerate(agreements.items()):
-        v = _agreement_values(agr, metric)
+        v = agreement_values(agr, metric)
         if v.shape != (c,):
             raise ValueError(f"agreement {name!r} has {v.shape[0]} classes, the first has {c}")
         fig.add_trace(go.Bar(
@@ -164,8 +205,8 @@ def probe_curve(traj, *, current: int | None = None, title: str | None = None, h
                 width: int | None = None):
     """Linear-probe and k-NN accuracy of every frame, with the teacher's as dashed lines.
 
-    Traces, in order: 0 student probe, 1 student k-NN, 2 teacher probe, 3 teacher k-NN,
-    4 CKA to the teacher (right axis), 5 the current frame's marker (empty if ``current`` is None).
+    Traces (``ProbeTrace``): student probe, student k-NN, teacher probe, teacher k-NN, CKA to the
+    teacher (right axis), and ``CURRENT``, the shown frame's marker (empty if ``current`` is None).
     """
     x, xtitle, ticks = _frame_x(traj)
     probe, knn, cka = (to_numpy(v).astype(float) for v in (traj.probe, traj.knn, traj.cka))

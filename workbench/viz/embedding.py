@@ -1,10 +1,18 @@
-"""Scatter plots of 2-D projections (static builders; ``widgets.EmbeddingView`` mirrors them)."""
+"""Scatter plots of 2-D projections (static builders; ``widgets.EmbeddingView`` mirrors them).
+
+``scatter_map`` is the figure behind ``EmbeddingView``; ``MapTrace`` names its traces, and
+``map_hover`` / ``color_spec`` compute exactly what the view writes into them when it recolours.
+"""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Mapping
+from enum import IntEnum
+
 import numpy as np
 
-from ._common import base_layout, colour, go, to_numpy
+from ._common import base_layout, colour, go, patch, to_numpy
 
 
 def embedding(projection, labels=None, *, class_names=None, title: str | None = None, marker_size: int = 5):
@@ -43,7 +51,9 @@ def color_spec(values, *, categorical: bool | None = None, names=None, colorscal
     """Marker settings colouring one trace by ``values`` (N,), and its legend entries.
 
     Categorical values (labels, predictions, prototype ids; -1 = OOD, dark) become numeric codes
-    with a stepwise colour scale, so even 50 000 points travel as one numeric array. Returns
+    with a stepwise colour scale, so even 50 000 points travel as one numeric array. ``names``
+    names the categories: a sequence indexed by value (class names) or a dict value -> name
+    (e.g. ``{0: "ID", 1: "SVHN"}``); unnamed values show as numbers. Returns
     ``(marker: dict, legend: list[(name, colour)], codes: (N,) float array)``; ``legend`` is
     empty for a continuous scale (which shows a colour bar instead).
     """
@@ -65,28 +75,65 @@ def color_spec(values, *, categorical: bool | None = None, names=None, colorscal
     for k, c in enumerate(cats):
         col = colour(int(c))
         scale += [[k / m, col], [(k + 1) / m, col]]
-        if c < 0:
-            nm = "OOD / unknown"
-        elif names is not None and int(c) < len(names):
-            nm = str(names[int(c)])
-        else:
-            nm = str(int(c))
-        legend.append((nm, col))
+        legend.append((_category_name(int(c), names), col))
     marker = dict(color=codes, colorscale=scale, cmin=0, cmax=m, showscale=False)
     return marker, legend, codes
 
 
-def _hover(labels, values, value_name: str):
-    """customdata (N, 3) = index, label, value and a hover template for them."""
+def _category_name(c: int, names) -> str:
+    if isinstance(names, Mapping) and c in names:
+        return str(names[c])
+    if c < 0:
+        return "OOD / unknown"
+    if names is not None and not isinstance(names, Mapping) and c < len(names):
+        return str(names[c])
+    return str(c)
+
+
+class MapTrace(IntEnum):
+    """Traces of ``scatter_map``: the points, the highlight overlay, then ``max_legend`` legend
+    swatches starting at ``LEGEND``."""
+
+    POINTS = 0
+    HIGHLIGHT = 1
+    LEGEND = 2
+
+
+def map_hover(labels, values, value_name: str):
+    """customdata (N, 3) = index, label, value and a hover template showing them (the value
+    only when ``value_name`` is given)."""
     n = len(labels)
     cd = np.empty((n, 3), dtype=float)
     cd[:, 0] = np.arange(n)
     cd[:, 1] = labels
     cd[:, 2] = values
+    return cd, map_hover_template(value_name)
+
+
+def map_hover_template(value_name: str) -> str:
+    """The points' hover: index, label and (with ``value_name``) the colouring's value."""
     tmpl = "index %{customdata[0]}<br>label %{customdata[1]}"
     if value_name:
-        tmpl += f"<br>{value_name} %{{customdata[2]:.4g}}"
-    return cd, tmpl + "<extra></extra>"
+        tmpl += f"<br>{html.escape(value_name)} %{{customdata[2]:.4g}}"
+    return tmpl + "<extra></extra>"
+
+
+def map_color_patch(labels, values, *, categorical: bool | None = None, names=None, name: str = "",
+                    max_legend: int = 20) -> dict:
+    """What colouring ``scatter_map``'s points by ``values`` (N,) writes into its traces:
+    ``{MapTrace.POINTS: marker, customdata, hovertemplate; MapTrace.LEGEND + k: swatch k}``
+    (``names`` and ``categorical`` as in ``color_spec``; ``name`` titles the colour bar and the
+    hover value)."""
+    values = to_numpy(values)
+    marker, legend, _ = color_spec(values, categorical=categorical, names=names, title=name)
+    cd, tmpl = map_hover(to_numpy(labels), values.astype(float), name)
+    out = {MapTrace.POINTS: dict(marker=marker, customdata=cd, hovertemplate=tmpl)}
+    for k in range(max_legend):
+        if k < len(legend):
+            out[MapTrace.LEGEND + k] = dict(name=legend[k][0], marker=dict(color=legend[k][1]), visible=True)
+        else:
+            out[MapTrace.LEGEND + k] = dict(visible=False)
+    return out
 
 
 def scatter_map(
@@ -102,13 +149,15 @@ def scatter_map(
     title: str | None = None,
     axis_title: str = "",
     height: int = 500,
+    width: int | None = None,
     max_legend: int = 20,
 ):
     """The figure behind ``EmbeddingView``: all points in ONE WebGL trace (fast for 50k points).
 
-    Traces, in order: 0 = the points (``Scattergl``, coloured by ``color``, default the labels);
-    1 = the highlighted / selected points (empty overlay); then one legend swatch per category
-    (invisible points, so the legend names the colours). Hover shows index, label and value.
+    Traces (``MapTrace``): ``POINTS`` (``Scattergl``, coloured by ``color``, default the
+    labels); ``HIGHLIGHT`` (the outlined points, empty at first); from ``LEGEND`` on,
+    ``max_legend`` legend swatches (invisible points naming the colours; unused ones hidden).
+    Hover shows index, label and value; ``width=None`` fills the container.
     """
     xy = to_numpy(getattr(coords, "coords", coords)).astype(float)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -120,29 +169,26 @@ def scatter_map(
     col = lab if color is None else to_numpy(color)
     if col.shape != (n,):
         raise ValueError(f"color must have one value per point ({n}), got shape {col.shape}")
-    marker, legend, codes = color_spec(col, categorical=categorical, names=class_names, title=color_name)
     size = marker_size or (3 if n > 20_000 else 4 if n > 3000 else 6)
-    cd, tmpl = _hover(lab, col.astype(float), "" if color is None else color_name)
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
         x=xy[:, 0], y=xy[:, 1], mode="markers", name="points", showlegend=False,
-        marker=dict(size=size, opacity=opacity, **marker), customdata=cd, hovertemplate=tmpl,
+        marker=dict(size=size, opacity=opacity),
         selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.25)),
     ))
     fig.add_trace(go.Scattergl(
         x=[], y=[], mode="markers", name="highlighted", showlegend=False, hoverinfo="skip",
         marker=dict(size=size + 6, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#111111")),
     ))
-    for k in range(max_legend):
-        nm, c = legend[k] if k < len(legend) else ("", "#000000")
-        fig.add_trace(go.Scattergl(
-            x=[None], y=[None], mode="markers", name=nm, visible=k < len(legend), hoverinfo="skip",
-            marker=dict(size=8, color=c), showlegend=True,
-        ))
+    for _ in range(max_legend):
+        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name="", visible=False,
+                                   hoverinfo="skip", marker=dict(size=8), showlegend=True))
+    patch(fig, map_color_patch(lab, col, categorical=categorical, names=class_names,
+                               name="" if color is None else color_name, max_legend=max_legend))
     fig.update_xaxes(title=f"{axis_title} 1" if axis_title else None, showgrid=False, zeroline=False)
     fig.update_yaxes(title=f"{axis_title} 2" if axis_title else None, showgrid=False, zeroline=False,
                      scaleanchor="x", scaleratio=1)
-    fig = base_layout(fig, title, height=height)
+    fig = base_layout(fig, title, height=height, width=width)
     fig.update_layout(dragmode="lasso", hovermode="closest", uirevision="keep")
     return fig
 

@@ -4,28 +4,50 @@ Conventions: a ``LossSurface``'s ``loss[i, j]`` is at ``(alphas[i], betas[j])``,
 ``z = loss.T`` (rows = β). ``log=True`` colours by ``log10`` of the value. Several landscapes
 side by side share one colour axis (``coloraxis``), so the same loss has the same colour.
 
-Trace order of ``landscape_panels`` (the view relies on it), per panel p:
-contour mode: ``[Contour, path line, origin marker, selected-point marker, path-step marker]``;
-surface mode: ``[Surface, path line (3-D), origin marker, selected-point marker, path-step marker]``.
+Trace order of ``landscape_panels`` (the view relies on it), per panel p: the roles of
+``PanelTrace`` (``SURFACE`` a Contour or 3-D Surface, ``PATH`` the training path, ``ORIGIN`` the
+trained weights, ``SELECTED`` the clicked point, ``SNAPSHOT`` the marked path step), at index
+``panel_trace(p, role)``. What the view writes into them on a change of metric or log scale
+comes from the same helpers the builder uses (``surface_values``, ``path_heights``,
+``value_label``), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import IntEnum
 
 import numpy as np
 
-from ._common import base_layout, colour, go, to_numpy
+from ._common import base_layout, colour, go, log10, to_numpy
 
 __all__ = [
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines", "interpolation_curve",
-    "hessian_spectrum", "curvature_by_class", "landscape_zrange", "TRACES_PER_PANEL",
+    "hessian_spectrum", "curvature_by_class", "landscape_zrange", "TRACES_PER_PANEL", "PanelTrace",
+    "panel_trace", "named_items", "surface_values", "path_heights", "value_label",
 ]
 
-TRACES_PER_PANEL = 5
+
+class PanelTrace(IntEnum):
+    """Roles of the traces of one panel of ``landscape_panels``."""
+
+    SURFACE = 0
+    PATH = 1
+    ORIGIN = 2
+    SELECTED = 3
+    SNAPSHOT = 4
 
 
-def _named(lands, names=None) -> list[tuple[str, object]]:
+TRACES_PER_PANEL = len(PanelTrace)
+
+
+def panel_trace(panel: int, role: PanelTrace) -> int:
+    """Index of ``role``'s trace in panel ``panel`` of ``landscape_panels``."""
+    return panel * TRACES_PER_PANEL + int(role)
+
+
+def named_items(lands, names=None) -> list[tuple[str, object]]:
+    """(name, landscape) pairs from a result, a list (with ``names``) or a dict name -> result."""
     if isinstance(lands, Mapping):
         items = [(str(k), v) for k, v in lands.items()]
     elif isinstance(lands, Sequence) and not hasattr(lands, "loss"):
@@ -57,16 +79,30 @@ def surface_values(land, metric: str = "loss", log: bool = False) -> np.ndarray:
         if metric not in mets:
             raise ValueError(f"unknown metric {metric!r}; this landscape has: {['loss', *mets]}")
         z = to_numpy(mets[metric]).astype(float)
-    return np.log10(np.clip(z, 1e-12, None)) if log else z
+    return log10(z) if log else z
+
+
+def path_heights(land, metric: str = "loss", log: bool = False) -> np.ndarray | None:
+    """Heights of the training path drawn on the 3-D surface: the surface's loss below each path
+    point (log10 when ``log``); NaN for another metric (the path only knows losses); None when
+    the landscape has no path."""
+    path = getattr(land, "path", None)
+    if path is None:
+        return None
+    pl = to_numpy(path.plane_loss).astype(float)
+    if metric != "loss":
+        return np.full(len(pl), np.nan)
+    return log10(pl) if log else pl
 
 
 def landscape_zrange(lands, metric: str = "loss", log: bool = False) -> tuple[float, float]:
-    vals = [surface_values(land, metric, log) for _, land in _named(lands)]
+    vals = [surface_values(land, metric, log) for _, land in named_items(lands)]
     v = np.concatenate([z[np.isfinite(z)].ravel() for z in vals])
     return (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
 
 
-def _label(metric: str, log: bool) -> str:
+def value_label(metric: str, log: bool) -> str:
+    """Colour-bar / z-axis title: "loss", "accuracy" or the metric, with "log10 " when ``log``."""
     name = {"loss": "loss", "acc": "accuracy"}.get(metric, metric)
     return f"log10 {name}" if log else name
 
@@ -105,6 +141,66 @@ def _path_hover(pa, i_panel_name=""):
     return text
 
 
+def _grid_hover(nm, land, metric):
+    """(customdata (B, A, 2) = loss and accuracy, hover template) of a panel's grid."""
+    raw = surface_values(land, metric, False)
+    acc = surface_values(land, "acc", False) if "acc" in (getattr(land, "metrics", {}) or {}) else np.full_like(raw, np.nan)
+    hov = (f"{nm + '<br>' if nm else ''}α %{{x:.3g}}, β %{{y:.3g}}<br>loss %{{customdata[0]:.4g}}"
+           "<br>acc %{customdata[1]:.3f}<extra></extra>")
+    return np.stack([raw.T, acc.T], -1), hov
+
+
+def _contour_traces(p, nm, land, metric, log, path, ncontours):
+    """One contour panel's traces, in ``PanelTrace`` order."""
+    a, b = (to_numpy(v).astype(float) for v in (land.alphas, land.betas))
+    z = surface_values(land, metric, log)
+    custom, hov = _grid_hover(nm, land, metric)
+    pa = _path_arrays(land) if path else None
+    centre = float(land.loss[len(a) // 2, len(b) // 2])
+    return [
+        go.Contour(x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=ncontours, name=nm or "landscape",
+                   customdata=custom, hovertemplate=hov, line=dict(width=0.5),
+                   contours=dict(coloring="heatmap", showlines=True)),
+        go.Scatter(x=pa["a"] if pa else [], y=pa["b"] if pa else [], mode="lines+markers", name="training path",
+                   line=dict(color="white", width=2),
+                   marker=dict(size=6, color=pa["steps"] if pa else [], colorscale="Reds", showscale=False,
+                               line=dict(width=1, color="black")),
+                   text=_path_hover(pa) if pa else [], hovertemplate="%{text}<extra>path</extra>",
+                   showlegend=p == 0 and pa is not None, legendgroup="path", visible=pa is not None),
+        go.Scatter(x=[0.0], y=[0.0], mode="markers", name="trained weights",
+                   marker=dict(symbol="x", size=10, color="white", line=dict(width=1.5, color="black")),
+                   showlegend=p == 0, legendgroup="origin",
+                   hovertemplate=f"trained weights<br>loss {centre:.4g}<extra></extra>"),
+        go.Scatter(x=[], y=[], mode="markers", name="selected", showlegend=False, hoverinfo="skip",
+                   marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3))),
+        go.Scatter(x=[], y=[], mode="markers", name="snapshot", showlegend=False, hoverinfo="skip",
+                   marker=dict(symbol="diamond", size=12, color="orange", line=dict(width=1, color="black"))),
+    ]
+
+
+def _surface_traces(p, nm, land, metric, log, path, ncontours):
+    """One 3-D panel's traces, in ``PanelTrace`` order (the path drawn on the surface)."""
+    a, b = (to_numpy(v).astype(float) for v in (land.alphas, land.betas))
+    z = surface_values(land, metric, log)
+    custom, hov = _grid_hover(nm, land, metric)
+    pa = _path_arrays(land) if path else None
+    return [
+        go.Surface(x=a, y=b, z=z.T, coloraxis="coloraxis", name=nm or "landscape", customdata=custom,
+                   hovertemplate=hov, contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1))),
+        go.Scatter3d(x=pa["a"] if pa else [], y=pa["b"] if pa else [], z=path_heights(land, metric, log) if pa else [],
+                     mode="lines+markers", name="training path", line=dict(color="white", width=5),
+                     marker=dict(size=3, color="red"), text=_path_hover(pa) if pa else [],
+                     hovertemplate="%{text}<extra>path</extra>", showlegend=p == 0 and pa is not None,
+                     legendgroup="path", visible=pa is not None),
+        go.Scatter3d(x=[0.0], y=[0.0], z=[float(z[len(a) // 2, len(b) // 2])], mode="markers", name="trained weights",
+                     marker=dict(symbol="x", size=5, color="white"), showlegend=p == 0, legendgroup="origin"),
+        go.Scatter3d(x=[], y=[], z=[], mode="markers", name="selected", showlegend=False,
+                     marker=dict(size=6, color="red")),
+        go.Scatter3d(x=[], y=[], z=[], mode="markers", name="snapshot", showlegend=False,
+                     marker=dict(size=6, color="orange", symbol="diamond")),
+    ]
+
+
 def landscape_panels(
     lands,
     *,
@@ -123,87 +219,29 @@ def landscape_panels(
 
     ``mode``: ``"contour"`` (filled contours + training path) or ``"surface"`` (3-D surface +
     path on it). ``metric``: ``"loss"`` or e.g. ``"acc"``; ``log``: colour/height by log10.
-    ``zrange``: fix the colour range (default: min/max over all panels).
+    ``zrange``: fix the colour range (default: min/max over all panels). Traces: ``PanelTrace``
+    roles per panel (``panel_trace(p, role)``).
     """
     from plotly.subplots import make_subplots
 
     if mode not in ("contour", "surface"):
         raise ValueError(f"mode must be 'contour' or 'surface', got {mode!r}")
-    items = _named(lands, names)
+    items = named_items(lands, names)
     n = len(items)
     lo, hi = zrange if zrange is not None else landscape_zrange(dict(items), metric, log)
     spec = {"type": "xy"} if mode == "contour" else {"type": "scene"}
     fig = make_subplots(rows=1, cols=n, specs=[[spec] * n], subplot_titles=[nm for nm, _ in items] if n > 1 else None,
                         horizontal_spacing=0.06 if mode == "contour" else 0.02)
-    label = _label(metric, log)
+    label = value_label(metric, log)
     for p, (nm, land) in enumerate(items):
-        a = to_numpy(land.alphas).astype(float)
-        b = to_numpy(land.betas).astype(float)
-        z = surface_values(land, metric, log)
-        raw = surface_values(land, metric, False)
-        acc = surface_values(land, "acc", False) if "acc" in (getattr(land, "metrics", {}) or {}) else np.full_like(raw, np.nan)
-        custom = np.stack([raw.T, acc.T], -1)
-        hov = (f"{nm + '<br>' if nm else ''}α %{{x:.3g}}, β %{{y:.3g}}<br>loss %{{customdata[0]:.4g}}"
-               "<br>acc %{customdata[1]:.3f}<extra></extra>")
-        pa = _path_arrays(land) if path else None
-        ia, ib = len(a) // 2, len(b) // 2
+        traces = _contour_traces if mode == "contour" else _surface_traces
+        for tr in traces(p, nm, land, metric, log, path, ncontours):  # in PanelTrace order
+            fig.add_trace(tr, row=1, col=p + 1)
         if mode == "contour":
-            fig.add_trace(go.Contour(
-                x=a, y=b, z=z.T, coloraxis="coloraxis", ncontours=ncontours, name=nm or "landscape",
-                customdata=custom, hovertemplate=hov, line=dict(width=0.5),
-                contours=dict(coloring="heatmap", showlines=True),
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=pa["a"] if pa else [], y=pa["b"] if pa else [], mode="lines+markers", name="training path",
-                line=dict(color="white", width=2),
-                marker=dict(size=6, color=pa["steps"] if pa else [], colorscale="Reds", showscale=False,
-                            line=dict(width=1, color="black")),
-                text=_path_hover(pa) if pa else [], hovertemplate="%{text}<extra>path</extra>",
-                showlegend=p == 0 and pa is not None, legendgroup="path", visible=pa is not None,
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[0.0], y=[0.0], mode="markers", name="trained weights",
-                marker=dict(symbol="x", size=10, color="white", line=dict(width=1.5, color="black")),
-                showlegend=p == 0, legendgroup="origin", hovertemplate=f"trained weights<br>loss {float(land.loss[ia, ib]):.4g}<extra></extra>",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[], y=[], mode="markers", name="selected", showlegend=False,
-                marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)), hoverinfo="skip",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter(
-                x=[], y=[], mode="markers", name="snapshot", showlegend=False,
-                marker=dict(symbol="diamond", size=12, color="orange", line=dict(width=1, color="black")),
-                hoverinfo="skip",
-            ), row=1, col=p + 1)
             fig.update_xaxes(title_text=_axis_title(land, "a"), row=1, col=p + 1, showgrid=False)
             fig.update_yaxes(title_text=_axis_title(land, "b") if p == 0 else None, row=1, col=p + 1, showgrid=False)
         else:
-            fig.add_trace(go.Surface(
-                x=a, y=b, z=z.T, coloraxis="coloraxis", name=nm or "landscape", customdata=custom,
-                hovertemplate=hov, contours=dict(z=dict(show=True, usecolormap=True, project_z=True, width=1)),
-            ), row=1, col=p + 1)
-            pz = None
-            if pa is not None:
-                pz = np.log10(np.clip(pa["plane"], 1e-12, None)) if (log and metric == "loss") else pa["plane"]
-                if metric != "loss":
-                    pz = np.full_like(pa["a"], np.nan)
-            fig.add_trace(go.Scatter3d(
-                x=pa["a"] if pa else [], y=pa["b"] if pa else [], z=pz if pa else [], mode="lines+markers",
-                name="training path", line=dict(color="white", width=5),
-                marker=dict(size=3, color="red"), text=_path_hover(pa) if pa else [],
-                hovertemplate="%{text}<extra>path</extra>", showlegend=p == 0 and pa is not None,
-                legendgroup="path", visible=pa is not None,
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(
-                x=[0.0], y=[0.0], z=[float(z[ia, ib])], mode="markers", name="trained weights",
-                marker=dict(symbol="x", size=5, color="white"), showlegend=p == 0, legendgroup="origin",
-            ), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(x=[], y=[], z=[], mode="markers", name="selected", showlegend=False,
-                                       marker=dict(size=6, color="red")), row=1, col=p + 1)
-            fig.add_trace(go.Scatter3d(x=[], y=[], z=[], mode="markers", name="snapshot", showlegend=False,
-                                       marker=dict(size=6, color="orange", symbol="diamond")), row=1, col=p + 1)
-            scene = "scene" if p == 0 else f"scene{p + 1}"
-            fig.layout[scene].update(
+            fig.layout["scene" if p == 0 else f"scene{p + 1}"].update(
                 xaxis_title=_axis_title(land, "a"), yaxis_title=_axis_title(land, "b"), zaxis_title=label,
                 zaxis=dict(range=[lo, hi]), aspectmode="cube",
             )
@@ -243,7 +281,7 @@ def loss_lines(lines, *, names: Sequence[str] | None = None, metric: str = "loss
     first = items[0][1]
     xt = "t" if hasattr(first, "ts") else _axis_title(first, "a").replace("β", "α")
     fig.update_xaxes(title=xt)
-    fig.update_yaxes(title=_label(metric, False), type="log" if log else "linear")
+    fig.update_yaxes(title=value_label(metric, False), type="log" if log else "linear")
     return base_layout(fig, title, height=340)
 
 

@@ -16,21 +16,53 @@ Inputs are results of ``workbench.ood``: ``ROCCurve``, ``Comparison`` and score 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import IntEnum
 
 import numpy as np
 
 from ..ood import Comparison, ROCCurve, rates_at, roc_curve
-from ._common import PALETTE, base_layout, go, to_numpy
+from ._common import PALETTE, base_layout, colour, go, patch, to_numpy
 
-__all__ = ["roc_figure", "score_histograms", "detector_table", "landing_bars", "roc_point", "histogram_data"]
+__all__ = [
+    "roc_figure", "score_histograms", "detector_table", "landing_bars", "roc_point", "histogram_data",
+    "prototype_stars", "RocTrace", "roc_index", "roc_curve_patch", "histogram_patch", "LandingTrace",
+    "landing_patch", "ROC_AXES", "THRESHOLD_SHAPE", "THRESHOLD_ANNOTATION",
+]
 
 ID_COLOUR = "#4C78A8"
 #: colours of OOD sets, in order (ID is blue)
 OOD_COLOURS = ("#E45756", "#222222", "#F58518", "#B279A2", "#54A24B", "#9D755D")
-_AXIS = {
+#: (x, y) axis titles of a ROC curve in each convention
+ROC_AXES = {
     "id-positive": ("FPR: OOD accepted as ID", "TPR: ID kept"),
     "ood-positive": ("FPR: ID flagged as OOD", "TPR: OOD flagged"),
 }
+
+
+class RocTrace(IntEnum):
+    """Traces of ``roc_figure`` with ONE curve; with k curves, ``roc_index`` shifts the last three."""
+
+    CURVE = 0
+    CHANCE = 1
+    OPERATING = 2
+    THRESHOLD = 3
+
+
+def roc_index(role: RocTrace, n_curves: int = 1) -> int:
+    """Index of ``role`` in a ``roc_figure`` of ``n_curves`` curves (``CURVE``: the first)."""
+    return int(role) if role == RocTrace.CURVE else int(role) + n_curves - 1
+
+
+class LandingTrace(IntEnum):
+    """Traces of ``landing_bars``."""
+
+    CAUGHT = 0
+    MISSED = 1
+
+
+#: ``score_histograms(..., threshold=t)`` draws the threshold as layout shape 0 and annotation 0
+THRESHOLD_SHAPE = 0
+THRESHOLD_ANNOTATION = 0
 
 
 def _set_colour(i: int) -> str:
@@ -65,6 +97,34 @@ def _curves_from(source, ood_set, convention, detectors) -> dict[str, ROCCurve]:
     raise TypeError("roc_figure takes a ROCCurve, a dict name -> ROCCurve or a wb.ood.Comparison")
 
 
+def _roc_line(curve: ROCCurve, name: str, tpr: float = 0.95):
+    """(the curve's trace properties, its FPR@``tpr`` operating point (x, y, text))."""
+    fpr, tpr_ = to_numpy(curve.fpr), to_numpy(curve.tpr)
+    label = f"{name} (AUROC {curve.auroc:.3f})" if name else f"AUROC {curve.auroc:.3f}"
+    j = int(np.argmax(tpr_ >= tpr))
+    return dict(x=fpr, y=tpr_, name=label), (fpr[j], tpr_[j], f"{name} FPR@{tpr:.0%}: {fpr[j]:.3f}".strip())
+
+
+def roc_curve_patch(curve: ROCCurve, name: str, tpr: float = 0.95) -> dict:
+    """What showing ``curve`` (one detector) writes into a one-curve ``roc_figure``: the curve
+    and its FPR@``tpr`` operating point (axis titles for the convention: ``ROC_AXES``)."""
+    line, (x, y, text) = _roc_line(curve, name, tpr)
+    return {RocTrace.CURVE: line,
+            RocTrace.OPERATING: dict(x=[x], y=[y], text=[text], name=f"FPR@{tpr:.0%} ({curve.convention})")}
+
+
+def prototype_stars(prototypes_xy, proto_class=None, *, size: int = 15):
+    """A trace of prototypes placed in a 2-D map: white stars outlined in their class colour."""
+    pxy = to_numpy(prototypes_xy).astype(float)
+    pc = to_numpy(proto_class).astype(int) if proto_class is not None else np.zeros(len(pxy), dtype=int)
+    return go.Scattergl(
+        x=pxy[:, 0], y=pxy[:, 1], mode="markers", name="prototypes", showlegend=False,
+        marker=dict(symbol="star", size=size, color="white", line=dict(width=2.5, color=[colour(int(c)) for c in pc])),
+        customdata=np.stack([np.arange(len(pc)), pc], 1),
+        hovertemplate="prototype %{customdata[0]}<br>class %{customdata[1]}<extra></extra>",
+    )
+
+
 def roc_figure(source, *, ood_set: str | None = None, convention: str = "id-positive", detectors=None,
                point: tuple[float, float] | None = None, tpr: float = 0.95, title: str | None = None,
                height: int = 380, width: int | None = None):
@@ -73,23 +133,20 @@ def roc_figure(source, *, ood_set: str | None = None, convention: str = "id-posi
     ``source``: a ROCCurve, a dict name -> ROCCurve, or a Comparison (then ``ood_set`` picks the
     OOD set, default the first, and ``detectors`` a subset). Traces, in order: one line per
     curve, the chance diagonal, the FPR@``tpr`` operating points (one marker per curve), and a
-    "threshold" marker at ``point`` = (FPR, TPR) (empty when None), which views move.
+    "threshold" marker at ``point`` = (FPR, TPR) (empty when None), which views move
+    (``RocTrace`` / ``roc_index`` name them; ``roc_curve_patch`` redraws a one-curve figure).
     """
     curves = _curves_from(source, ood_set, convention, detectors)
     conv = next(iter(curves.values())).convention
     fig = go.Figure()
-    op_x, op_y, op_text = [], [], []
+    ops = []
     for i, (name, c) in enumerate(curves.items()):
-        fpr, tpr_ = to_numpy(c.fpr), to_numpy(c.tpr)
-        label = f"{name} (AUROC {c.auroc:.3f})" if name else f"AUROC {c.auroc:.3f}"
-        fig.add_trace(go.Scatter(
-            x=fpr, y=tpr_, mode="lines", name=label, line=dict(color=PALETTE[i % len(PALETTE)], width=2),
-            line_shape="hv", hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + (name or "ROC") + "</extra>",
-        ))
-        j = int(np.argmax(tpr_ >= tpr))
-        op_x.append(fpr[j])
-        op_y.append(tpr_[j])
-        op_text.append(f"{name} FPR@{tpr:.0%}: {fpr[j]:.3f}".strip())
+        line, op = _roc_line(c, name, tpr)
+        fig.add_trace(go.Scatter(**line, mode="lines", line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+                                 line_shape="hv",
+                                 hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + (name or "ROC") + "</extra>"))
+        ops.append(op)
+    op_x, op_y, op_text = (list(v) for v in zip(*ops))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", showlegend=False,
                              line=dict(color="#BBBBBB", dash="dot", width=1), hoverinfo="skip"))
     fig.add_trace(go.Scatter(
@@ -102,7 +159,7 @@ def roc_figure(source, *, ood_set: str | None = None, convention: str = "id-posi
                                                                  line=dict(width=1, color="#E45756")),
         hovertemplate="threshold<br>FPR %{x:.3f}<br>TPR %{y:.3f}<extra></extra>",
     ))
-    xt, yt = _AXIS[conv]
+    xt, yt = ROC_AXES[conv]
     fig.update_xaxes(title=xt, range=[-0.02, 1.02], constrain="domain")
     fig.update_yaxes(title=yt, range=[-0.02, 1.02], scaleanchor="x", scaleratio=1, constrain="domain")
     title = title if title is not None else f"ROC ({conv})"
@@ -150,6 +207,12 @@ def histogram_axis_title(score_name: str, data: dict) -> str:
     return t
 
 
+def histogram_patch(scores: Mapping, *, bins: int = 40, x_range="auto", score_name: str = "OOD score"):
+    """(trace updates, x-axis title) that redraw ``score_histograms`` for new ``scores`` (same sets)."""
+    data = histogram_data(scores, bins, x_range)
+    return {i: dict(x=x, xbins=data["xbins"]) for i, x in enumerate(data["x"])}, histogram_axis_title(score_name, data)
+
+
 def score_histograms(scores: Mapping, *, threshold: float | None = None, bins: int = 40,
                      x_range="auto", score_name: str = "OOD score", title: str | None = None,
                      height: int = 320, width: int | None = None):
@@ -158,8 +221,8 @@ def score_histograms(scores: Mapping, *, threshold: float | None = None, bins: i
     ``scores``: {"ID": (N,), name: (M,), ...} (e.g. ``comparison.scores[detector]``); the first
     entry is drawn as ID. Traces: one ``Histogram`` per set on shared bins. ``x_range``: see
     ``histogram_data`` (by default far-OOD outliers are gathered in the last bin, so the ID and
-    near-OOD scores keep their resolution). ``threshold`` draws a vertical line (layout shape 0
-    and annotation 0, which views move).
+    near-OOD scores keep their resolution). ``threshold`` draws a vertical line (layout shape
+    ``THRESHOLD_SHAPE`` and annotation ``THRESHOLD_ANNOTATION``, which views move).
     """
     if not isinstance(scores, Mapping) or not scores:
         raise TypeError("scores must be a non-empty dict {set name: scores}, e.g. comparison.scores['Energy']")
@@ -235,20 +298,26 @@ def detector_table(source, metric: str = "auroc", *, convention: str | None = No
     return base_layout(fig, title, height=height or max(260, 60 + 26 * len(rows)), width=width)
 
 
+def landing_patch(landing: Mapping) -> dict:
+    """What ``OODMap.landing(...)`` at a new threshold writes into ``landing_bars``."""
+    cos = to_numpy(landing.get("mean_cosine", np.zeros(len(to_numpy(landing["caught"])))))
+    return {LandingTrace.CAUGHT: dict(y=to_numpy(landing["caught"]), customdata=cos),
+            LandingTrace.MISSED: dict(y=to_numpy(landing["missed"]), customdata=cos)}
+
+
 def landing_bars(landing: Mapping, *, class_names=None, title: str | None = "Where OOD points land: class of the nearest prototype",
                  height: int = 300, width: int | None = None):
     """Stacked bars from ``OODMap.landing(...)``: per ID class, the OOD points whose nearest
     prototype belongs to it, split into caught (grey) and missed (red) at the threshold.
     Traces: 0 = caught, 1 = missed (views update their ``y``)."""
-    caught, missed = to_numpy(landing["caught"]), to_numpy(landing["missed"])
-    cos = to_numpy(landing.get("mean_cosine", np.zeros(len(caught))))
-    names = [str(class_names[i]) if class_names is not None and i < len(class_names) else str(i)
-             for i in range(len(caught))]
+    n = len(to_numpy(landing["caught"]))
+    names = [str(class_names[i]) if class_names is not None and i < len(class_names) else str(i) for i in range(n)]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=names, y=caught, name="OOD caught", marker=dict(color="#9E9E9E"), customdata=cos,
+    fig.add_trace(go.Bar(x=names, name="OOD caught", marker=dict(color="#9E9E9E"),
                          hovertemplate="class %{x}: %{y} caught<br>mean cosine %{customdata:.3f}<extra></extra>"))
-    fig.add_trace(go.Bar(x=names, y=missed, name="OOD missed", marker=dict(color="#E45756"), customdata=cos,
+    fig.add_trace(go.Bar(x=names, name="OOD missed", marker=dict(color="#E45756"),
                          hovertemplate="class %{x}: %{y} missed<br>mean cosine %{customdata:.3f}<extra></extra>"))
+    patch(fig, landing_patch(landing))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title="class of the nearest prototype", type="category")
     fig.update_yaxes(title="OOD points")

@@ -10,12 +10,29 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
 
-from ._common import OOD_COLOUR, base_layout, colour, go, to_numpy
+from ._common import OOD_COLOUR, base_layout, colour, go, patch, to_numpy
 from .embedding import color_spec, image_array, image_grid
 
 DEAD_COLOUR = "#9E9E9E"
+
+
+class ProtoMapTrace(IntEnum):
+    """Traces of ``prototype_map``: samples, assignment edges, prototypes, then legend swatches."""
+
+    POINTS = 0
+    EDGES = 1
+    PROTOTYPES = 2
+    LEGEND = 3
+
+
+#: ``occupancy_bars`` has one Bar trace
+OCCUPANCY_BARS = 0
+#: ``prototype_evolution(..., current=step)`` draws the current step as layout shape 0
+EVOLUTION_STEP_SHAPE = 0
 
 
 def _class_order(proto_class) -> np.ndarray:
@@ -60,7 +77,8 @@ def proto_marker(proto_class, counts, *, dead_size: int = 9):
     )
 
 
-def _proto_hover(proto_class, counts, purity, redundancy, class_names):
+def proto_hover(proto_class, counts, purity, redundancy, class_names):
+    """Hover text per prototype: class, count, purity, largest cosine to its own class."""
     pc = to_numpy(proto_class).astype(int)
     rows = []
     for j, c in enumerate(pc):
@@ -73,6 +91,23 @@ def _proto_hover(proto_class, counts, purity, redundancy, class_names):
             f"<br>max cos to own class {'n/a' if np.isnan(rd) else f'{rd:.3f}'}"
         )
     return rows
+
+
+def prototype_map_patch(assignments, coords, proto_coords, *, top: int = 5, class_names=None) -> dict:
+    """What one snapshot writes into ``prototype_map``'s traces: the points' and prototypes'
+    positions, the edges, the prototypes' markers (class, count, dead) and hover text."""
+    xy = to_numpy(coords).astype(float)
+    pxy = to_numpy(proto_coords).astype(float)
+    ex, ey = edge_segments(xy, pxy, assignments.weights, top)
+    return {
+        ProtoMapTrace.POINTS: dict(x=xy[:, 0], y=xy[:, 1]),
+        ProtoMapTrace.EDGES: dict(x=ex, y=ey),
+        ProtoMapTrace.PROTOTYPES: dict(
+            x=pxy[:, 0], y=pxy[:, 1], marker=proto_marker(assignments.proto_class, assignments.counts),
+            hovertext=proto_hover(assignments.proto_class, assignments.counts, assignments.purity,
+                                  assignments.redundancy, class_names),
+        ),
+    }
 
 
 def prototype_map(
@@ -89,10 +124,11 @@ def prototype_map(
 ):
     """Points (``coords`` (N, 2)), prototypes (``proto_coords`` (Kt, 2)) and assignment edges.
 
-    ``assignments``: a ``PrototypeAssignments`` (weights, counts, purity...). Traces, in order:
-    0 points (one WebGL trace, coloured by label), 1 edges (lines from each prototype to its
-    ``top`` most strongly assigned points), 2 prototypes (stars coloured by class, size by
-    count; dead prototypes are grey crosses), then legend swatches.
+    ``assignments``: a ``PrototypeAssignments`` (weights, counts, purity...). Traces
+    (``ProtoMapTrace``): ``POINTS`` (one WebGL trace, coloured by label), ``EDGES`` (lines from
+    each prototype to its ``top`` most strongly assigned points), ``PROTOTYPES`` (stars coloured
+    by class, size by count; dead prototypes are grey crosses), then legend swatches.
+    ``prototype_map_patch`` gives the same data for another snapshot.
     """
     xy = to_numpy(coords).astype(float)
     pxy = to_numpy(proto_coords).astype(float)
@@ -108,25 +144,19 @@ def prototype_map(
     size = marker_size or (3 if n > 20_000 else 5)
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
-        x=xy[:, 0], y=xy[:, 1], mode="markers", name="samples", showlegend=False,
+        mode="markers", name="samples", showlegend=False,
         marker=dict(size=size, opacity=0.45, **marker),
         customdata=np.stack([np.arange(n), lab], 1),
         hovertemplate="index %{customdata[0]}<br>label %{customdata[1]}<extra></extra>",
     ))
-    ex, ey = edge_segments(xy, pxy, assignments.weights, top)
     fig.add_trace(go.Scattergl(
-        x=ex, y=ey, mode="lines", name=f"top-{top} assignments", hoverinfo="skip",
+        mode="lines", name=f"top-{top} assignments", hoverinfo="skip",
         line=dict(width=0.7, color="rgba(60,60,60,0.35)"),
     ))
-    fig.add_trace(go.Scatter(
-        x=pxy[:, 0], y=pxy[:, 1], mode="markers", name="prototypes",
-        marker=proto_marker(assignments.proto_class, assignments.counts),
-        hovertext=_proto_hover(assignments.proto_class, assignments.counts, assignments.purity,
-                               assignments.redundancy, class_names),
-        hoverinfo="text", customdata=np.arange(kt),
-    ))
+    fig.add_trace(go.Scatter(mode="markers", name="prototypes", hoverinfo="text", customdata=np.arange(kt)))
     for nm, c in legend:
         fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=nm, marker=dict(size=8, color=c)))
+    patch(fig, prototype_map_patch(assignments, xy, pxy, top=top, class_names=class_names))
     fig.update_xaxes(showgrid=False, zeroline=False, showticklabels=False)
     fig.update_yaxes(showgrid=False, zeroline=False, showticklabels=False, scaleanchor="x", scaleratio=1)
     fig = base_layout(fig, title, height=height)
@@ -134,21 +164,27 @@ def prototype_map(
     return fig
 
 
-def occupancy_bars(assignments, *, class_names=None, soft: bool = False,
-                   title: str | None = "Occupancy per prototype", height: int = 320):
-    """Bars: samples whose strongest assignment is each prototype (``soft``: the soft mass),
-    prototypes grouped by class (x labels ``class:index``); dead prototypes are grey."""
+def occupancy_patch(assignments, *, soft: bool = False) -> dict:
+    """What one snapshot writes into ``occupancy_bars``: bar heights and colours (dead = grey)."""
     order = _class_order(assignments.proto_class)
     pc = to_numpy(assignments.proto_class).astype(int)[order]
     vals = to_numpy(assignments.occupancy if soft else assignments.counts).astype(float)[order]
     counts = to_numpy(assignments.counts)[order]
+    cols = [DEAD_COLOUR if k <= 0 else colour(int(c)) for c, k in zip(pc, counts)]
+    return {OCCUPANCY_BARS: dict(y=vals, marker=dict(color=cols))}
+
+
+def occupancy_bars(assignments, *, class_names=None, soft: bool = False,
+                   title: str | None = "Occupancy per prototype", height: int = 320):
+    """Bars: samples whose strongest assignment is each prototype (``soft``: the soft mass),
+    prototypes grouped by class (x labels ``class:index``); dead prototypes are grey.
+    One Bar trace (``OCCUPANCY_BARS``); ``occupancy_patch`` gives another snapshot's bars."""
+    order = _class_order(assignments.proto_class)
+    pc = to_numpy(assignments.proto_class).astype(int)[order]
     name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)  # noqa: E731
     xlab = [f"{name(c)}:{j}" for c, j in zip(pc, order)]
-    cols = [DEAD_COLOUR if k <= 0 else colour(int(c)) for c, k in zip(pc, counts)]
-    fig = go.Figure(go.Bar(
-        x=xlab, y=vals, marker=dict(color=cols), customdata=order,
-        hovertemplate="prototype %{customdata}<br>%{y:.4g}<extra></extra>",
-    ))
+    fig = go.Figure(go.Bar(x=xlab, customdata=order, hovertemplate="prototype %{customdata}<br>%{y:.4g}<extra></extra>"))
+    patch(fig, occupancy_patch(assignments, soft=soft))
     fig.update_xaxes(title="class:prototype", type="category", tickangle=-90, tickfont=dict(size=8))
     fig.update_yaxes(title="soft mass" if soft else "samples (strongest assignment)")
     return base_layout(fig, title, height=height)
@@ -170,8 +206,12 @@ def redundancy_heatmap(assignments, *, title: str | None = "Cosine between proto
     return base_layout(fig, title, height=height, width=height + 60)
 
 
-def prototype_evolution(evolution, *, title: str | None = "Prototypes over training", height: int = 320):
-    """Dead and duplicate prototype counts (left axis) and mean purity (right axis) per snapshot."""
+def prototype_evolution(evolution, *, current: float | None = None, title: str | None = "Prototypes over training",
+                        height: int = 320):
+    """Dead and duplicate prototype counts (left axis) and mean purity (right axis) per snapshot.
+
+    ``current``: a step to mark with a dashed vertical line (layout shape ``EVOLUTION_STEP_SHAPE``,
+    which views move)."""
     steps = to_numpy(evolution.steps)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=steps, y=to_numpy(evolution.n_dead), mode="lines+markers", name="dead",
@@ -188,7 +228,12 @@ def prototype_evolution(evolution, *, title: str | None = "Prototypes over train
         yaxis2=dict(title="purity", overlaying="y", side="right", range=[0, 1.05], showgrid=False,
                     tickmode="array", tickvals=[0, 0.25, 0.5, 0.75, 1.0]),
     )
-    return base_layout(fig, title, height=height)
+    if current is not None:
+        fig.add_vline(x=float(current), line=dict(color="#444", width=1, dash="dash"))
+    fig = base_layout(fig, title, height=height)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(r=60, t=80 if title else 40))  # the legend sits between title and plot
+    return fig
 
 
 def gallery_array(assignments, images, *, classes=None, n: int = 6, by: str = "similarity",
@@ -239,4 +284,6 @@ def prototype_gallery(assignments, images, *, classes=None, n: int = 6, by: str 
 __all__ = [
     "prototype_map", "occupancy_bars", "redundancy_heatmap", "prototype_evolution",
     "prototype_gallery", "gallery_array", "edge_segments", "OOD_COLOUR",
+    "ProtoMapTrace", "OCCUPANCY_BARS", "EVOLUTION_STEP_SHAPE", "prototype_map_patch", "occupancy_patch",
+    "proto_hover", "proto_marker",
 ]

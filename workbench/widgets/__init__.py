@@ -1,10 +1,15 @@
 """Interactive views: plotly FigureWidgets + ipywidgets controls, built on ``workbench.viz``.
 
-No math here: every view takes results from ``workbench.analyses`` and updates its traces in
-place (``fig.batch_update()``), never recreating figures. Figures are made with
+Every view has one shape, ``View`` (see ``_view``): ``figures`` and ``figure`` (figure widgets;
+``view.figure()`` a static ``go.Figure`` copy for export), ``controls``, ``widget`` (the root
+ipywidget, laid out in rows that wrap to the page's width) and ``_repr_mimebundle_``. No math
+here: a view is handed results computed by ``workbench.analyses`` / ``ood`` / ``runs`` (or calls
+one public function of theirs) and patches the traces ``workbench.viz`` built and named, in place
+(``fig.batch_update()``), never recreating figures. Figures are made with
 ``_figure.figure_widget`` so they render reliably in JupyterLab (see that module).
 """
 
+from ._view import View
 from .compare import CompareView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
@@ -15,6 +20,6 @@ from .prototypes import PrototypeView
 from .trajectory import TrajectoryView
 
 __all__ = [
-    "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
+    "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
     "DistillationView", "LiveTraining", "CompareView",
 ]

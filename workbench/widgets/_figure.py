@@ -1,7 +1,7 @@
 """Plotly FigureWidgets that render reliably in JupyterLab, also on a busy machine.
 
 Every view builds its figures with ``figure_widget(fig)`` and displays itself through
-``bundle(widget)``. Three failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
+``bundle(widget)``. Four failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
 0.11, seen in headless Chromium on a loaded 2-core machine) are handled here:
 
 1. **anywidget's 2-second limit.** anywidget gives a widget's JavaScript 2 s to load and
@@ -21,6 +21,12 @@ Every view builds its figures with ``figure_widget(fig)`` and displays itself th
    figure not yet drawn can miss. ``FigureWidget._repr_mimebundle_`` re-sends the full state for
    a figure displayed on its own, but not for one inside an ipywidgets container; ``bundle``
    does it for every FigureWidget in a view's widget tree.
+4. **Width.** plotly's anywidget view draws as soon as it is rendered, before JupyterLab has
+   attached and sized its element, so a figure without a fixed width was drawn at plotly's
+   default 700 px whatever room it had, and never followed its container. A responsive figure
+   (``figure_widget(fig, responsive=True)``: no ``layout.width``, plotly's ``responsive``
+   config) is resized to its element once the element has a size and whenever it changes
+   (a ``ResizeObserver`` in ``_SHARED_ESM`` calling plotly's own responsive handler).
 
 The plotly import is also done with the garbage collector paused: its chain (plotly.io ->
 nbformat -> jsonschema -> rfc3987_syntax) builds ~40 parser grammars, and in a kernel already
@@ -80,23 +86,57 @@ export default () => {
     },
     async render(ctx) {
       await setup(ctx);
-      return inner.render(ctx);
+      const cleanup = inner.render(ctx);
+      const stop = fitToContainer(ctx.el);
+      return () => {
+        stop();
+        if (typeof cleanup === "function") cleanup();
+      };
     },
   };
 };
+// A responsive figure (config.responsive) takes its container's width: plotly sets
+// el._responsiveChartHandler (resize to the container, skipped while hidden) but calls it only on
+// window resizes; call it when the element gets its size (after it is attached) and whenever the
+// container changes width, and once more after the first draw.
+function fitToContainer(el) {
+  let pending = false;
+  const fit = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (el._responsiveChartHandler && el.clientWidth > 0) el._responsiveChartHandler();
+    });
+  };
+  const drawn = (event) => { if (event.detail && event.detail.element === el) fit(); };
+  document.addEventListener("plotlywidget-after-render", drawn);
+  const observer = typeof ResizeObserver === "function" ? new ResizeObserver(fit) : null;
+  if (observer) observer.observe(el);
+  return () => {
+    document.removeEventListener("plotlywidget-after-render", drawn);
+    if (observer) observer.disconnect();
+  };
+}
 """
 
 
 class FigureWidget(_PlotlyFigureWidget):
     """``go.FigureWidget`` with plotly's JavaScript shared per page and the figure sent with
-    the comm-open message (see the module docstring)."""
+    the comm-open message (see the module docstring).
+
+    Calling it returns a plain ``go.Figure`` copy of its current state (no widget: for
+    ``write_html`` / ``write_image``), so a view's ``view.figure()`` exports what it shows.
+    """
 
     _esm = _SHARED_ESM
     _wb_esm = traitlets.Unicode(str(_PlotlyFigureWidget._esm)).tag(sync=True)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, config: dict | None = None, **kwargs):
         self._wb_defer_open = True
         super().__init__(*args, **kwargs)
+        if config:
+            self._config = {**(self._config or {}), **config}
         self._wb_defer_open = False
         self.open()
 
@@ -105,10 +145,21 @@ class FigureWidget(_PlotlyFigureWidget):
             return
         super().open()
 
+    def __call__(self) -> go.Figure:
+        return go.Figure(self)  # a copy: changing it leaves the widget alone
 
-def figure_widget(fig=None) -> FigureWidget:
-    """A reliable ``FigureWidget`` of the static figure ``fig``."""
-    return FigureWidget(fig)
+
+def figure_widget(fig=None, *, responsive: bool = False) -> FigureWidget:
+    """A reliable ``FigureWidget`` of the static figure ``fig``.
+
+    ``responsive``: leave the width to the page (plotly's ``autosize``): the figure takes its
+    container's width when drawn and follows the window's size (plotly's ``responsive``
+    config), instead of a fixed ``layout.width``."""
+    if not responsive:
+        return FigureWidget(fig)
+    fig = go.Figure(fig)
+    fig.update_layout(width=None, autosize=True)
+    return FigureWidget(fig, config={"responsive": True})
 
 
 def _figures_in(widget):

@@ -17,20 +17,18 @@ tuples, bare Histories (curves only), or a dict label -> any of these or a list 
 group). ``group_by="name"`` groups store runs by a column of ``wb.runs.list()`` (e.g. the
 seeds of one recipe). For a group, embeddings and landscapes show its first member.
 
-The figures are the static builders of ``workbench.viz.compare``; controls update their traces
-in place. No math here: embeddings come from ``wb.analyses.embed`` and
-``aligned_projections``.
+No loading or math here: ``wb.runs.resolve_runs`` resolves the runs into groups, their metrics
+table, landscapes and features (loading models from the store); ``wb.analyses.aligned_projections``
+maps the features; the figures are the static builders of ``workbench.viz.compare``, whose
+traces the controls update in place.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from .._optional import require
-from ..training.history import History
 from ..viz.compare import (
     compare_curves,
     compare_embeddings,
@@ -38,180 +36,16 @@ from ..viz.compare import (
     curve_keys,
     landscape_range,
 )
-from ._figure import bundle, figure_widget
+from ._view import View, row
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["CompareView"]
 
-
-@dataclass
-class _Entry:
-    label: str
-    history: History
-    run: Any = None  # a Run record, when the run is in a store
-    model: Any = None
-    method: Any = None
-    metrics: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-
-    def load_model(self):
-        if self.model is None and self.run is not None:
-            self.model, self.method, _ = self.run.load(snapshots=False)
-        return self.model
-
-    def landscape(self, name: str):
-        if self.run is not None and name in self.run.artifacts:
-            return self.run.artifact(name)
-        return None
+PROJECTIONS = ("pca", "tsne", "umap")
 
 
-def _entry_from(item, store, label: str | None = None) -> _Entry:
-    from ..runs import Run, final_metrics
-
-    if isinstance(item, str):
-        item = store.get(item)
-    if isinstance(item, Run):
-        h = item.history()
-        return _Entry(label or item.name, h, run=item, metrics=dict(item.metrics),
-                      info={"id": item.id, "method": item.method, "model": item.model,
-                            "optimizer": item.optimizer, "steps": item.steps, "status": item.status})
-    if isinstance(item, History):
-        return _Entry(label or "history", item, metrics=final_metrics(item),
-                      info={"steps": item.last_step, "status": item.status,
-                            "optimizer": item.config.get("optimizer")})
-    if isinstance(item, tuple) and len(item) == 3 and isinstance(item[2], History):
-        model, method, h = item
-        return _Entry(label or f"{type(method).__name__}-{type(model).__name__}".lower(), h, model=model,
-                      method=method, metrics=final_metrics(h),
-                      info={"method": type(method).__name__, "model": type(model).__name__,
-                            "optimizer": h.config.get("optimizer"), "steps": h.last_step, "status": h.status})
-    raise TypeError(
-        "each run must be a run id, a wb.runs.Run, a (model, method, history) tuple or a History; "
-        f"got {type(item).__name__}"
-    )
-
-
-def _expand(item, store) -> list:
-    """A single item, or the members of a SweepResult / DataFrame / list."""
-    import pandas as pd
-
-    from ..runs import SweepResult
-
-    if isinstance(item, SweepResult):
-        if all(r is not None for r in item.run_ids):
-            return list(item.run_ids)
-        return list(item.histories)
-    if isinstance(item, pd.DataFrame):
-        if "id" not in item.columns:
-            raise ValueError("a DataFrame of runs needs an 'id' column (use wb.runs.list())")
-        return list(item["id"])
-    if isinstance(item, list):
-        return [x for it in item for x in _expand(it, store)]
-    return [item]
-
-
-def _as_list(v):
-    """A (model, method, history) tuple is one run; other tuples are lists of runs."""
-    if isinstance(v, tuple):
-        return [v] if len(v) == 3 and isinstance(v[2], History) else list(v)
-    return v
-
-
-def _resolve(runs, store, group_by) -> dict[str, list[_Entry]]:
-    from ..runs import as_store
-
-    st = as_store(store)
-    groups: dict[str, list[_Entry]] = {}
-    if isinstance(runs, Mapping):
-        if group_by is not None:
-            raise ValueError("give either a dict label -> runs (explicit groups) or group_by=, not both")
-        for label, v in runs.items():
-            items = _expand(_as_list(v), st)
-            if not items:
-                raise ValueError(f"group {label!r} is empty")
-            groups[str(label)] = [_entry_from(it, st, str(label)) for it in items]
-        return groups
-    items = _expand(_as_list(runs), st)
-    if not items:
-        raise ValueError("no runs to compare; pass run ids, Run records or (model, method, history) tuples")
-    entries = [_entry_from(it, st) for it in items]
-    if group_by is None:
-        labels = [e.label for e in entries]
-        for e in entries:  # make labels unique: add the run id (or a counter)
-            if labels.count(e.label) > 1:
-                e.label = f"{e.label} ({e.info['id']})" if e.run is not None else e.label
-        seen: dict[str, int] = {}
-        for e in entries:
-            n = seen.get(e.label, 0)
-            seen[e.label] = n + 1
-            key = e.label if n == 0 else f"{e.label} #{n + 1}"
-            groups[key] = [e]
-        return groups
-    for e in entries:
-        if e.run is None:
-            key = e.label
-        else:
-            col = "group" if group_by == "group" else group_by
-            if not hasattr(e.run, col):
-                raise ValueError(
-                    f"cannot group by {group_by!r}; use a column of wb.runs.list() such as "
-                    "'name', 'group', 'method', 'model', 'optimizer', 'data'"
-                )
-            key = str(getattr(e.run, col))
-        groups.setdefault(key, []).append(e)
-    return groups
-
-
-def _metrics_frame(groups: dict[str, list[_Entry]]):
-    """One row per run: group label, run info, metrics."""
-    import pandas as pd
-
-    rows = []
-    for label, es in groups.items():
-        for e in es:
-            rows.append({"group": label, **{k: e.info.get(k) for k in ("id", "method", "model", "optimizer", "steps", "status")},
-                         **e.metrics})
-    return pd.DataFrame(rows)
-
-
-_INFO = ("group", "id", "method", "model", "optimizer", "steps", "status")
-
-
-def _table(frame, metrics=None):
-    """The shown table: one row per group; metrics as "mean ± std" where a group has several runs."""
-    import pandas as pd
-
-    from ..runs import summarize
-
-    available = [c for c in frame.columns if c not in _INFO]
-    if metrics is None:
-        metric_cols = sorted(available, key=lambda c: (c.startswith("train_"), not c.startswith("val_")))  # val, yours, train
-    else:
-        metric_cols = list(metrics)
-        unknown = [m for m in metric_cols if m not in available]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; the runs have: {available}")
-    first = frame.groupby("group", sort=False).first()
-    out = pd.DataFrame(index=first.index)
-    out.index.name = None
-    for c in ("method", "model", "optimizer"):
-        if c in first and first[c].notna().any():
-            out[c] = first[c]
-    out["runs"] = frame.groupby("group", sort=False).size()
-    out["steps"] = frame.groupby("group", sort=False)["steps"].max()
-    if metric_cols:
-        numeric = frame.copy()
-        for c in metric_cols:
-            numeric[c] = pd.to_numeric(numeric[c], errors="coerce")
-        txt = summarize(numeric, by="group", metrics=metric_cols, fmt=True)
-        for c in metric_cols:
-            out[c] = txt[c]
-    return out
-
-
-class CompareView:
+class CompareView(View):
     """Runs side by side: metrics table, curves, aligned embeddings, landscapes (module docstring).
 
     runs: what to compare (module docstring); data: a Dataset whose points are embedded by every
@@ -229,74 +63,37 @@ class CompareView:
                  store=None, projection: str = "pca", embed_fn=None, max_points: int = 1000, seed: int = 0,
                  landscape: str = "landscape", landscapes: Mapping | None = None, smooth_window: int = 1,
                  title: str | None = "Comparing runs"):
-        if projection not in ("pca", "tsne", "umap"):
-            raise ValueError(f"unknown projection {projection!r}; valid: 'pca', 'tsne', 'umap'")
+        from ..runs import resolve_runs
+
+        super().__init__()
+        if projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {projection!r}; valid: {', '.join(map(repr, PROJECTIONS))}")
         if not isinstance(max_points, int) or max_points < 3:
             raise ValueError(f"max_points must be an int >= 3, got {max_points!r}")
-        self.groups = _resolve(runs, store, group_by)
-        self.labels = list(self.groups)
-        self.histories = {k: [e.history for e in es] for k, es in self.groups.items()}
-        self.metrics = _metrics_frame(self.groups)
-        self.table = _table(self.metrics, metrics)
+        self.runs = resolve_runs(runs, store=store, group_by=group_by)
+        self.groups = self.runs.groups
+        self.labels = self.runs.labels
+        self.histories = self.runs.histories
+        self.metrics = self.runs.metrics_frame()
+        self.table = self.runs.table(metrics)
+        self.keys = self._curve_keys(keys)
+        self.seed, self.embed_fn, self.max_points = seed, embed_fn, max_points
+        self.table_html = widgets.HTML(self._table_html())
+        sections = [widgets.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>") if title else None,
+                    widgets.HTML("<b>Metrics</b>"), self.table_html]
+        sections += self._build_curves(smooth_window)
+        sections += self._build_embeddings(data, projection)
+        sections += self._build_landscapes(landscape, landscapes)
+        self._set_root(*sections)
+
+    def _curve_keys(self, keys):
         available = curve_keys(self.histories)
         if keys is None:
-            keys = available
-        else:
-            keys = list(keys)
-            unknown = [k for k in keys if k not in available]
-            if unknown:
-                raise ValueError(f"unknown curve keys {unknown}; available: {available}")
-        self.keys = keys
-        self.seed, self.embed_fn, self.max_points = seed, embed_fn, max_points
-
-        # ---------------------------------------------------------------- table
-        self.table_html = widgets.HTML(self._table_html())
-
-        # ---------------------------------------------------------------- curves
-        self.curves = None
-        self.smooth_slider = widgets.IntSlider(value=smooth_window, min=1, max=100, step=1,
-                                               description="smoothing", continuous_update=False)
-        self.members_toggle = widgets.Checkbox(value=False, description="show each run",
-                                               indent=False)
-        self.log_toggle = widgets.Checkbox(value=False, description="log y", indent=False)
-        if self.keys:
-            self.curves = figure_widget(self._curves_figure())
-            self.smooth_slider.observe(self._update_curves, names="value")
-            self.members_toggle.observe(self._update_curves, names="value")
-            self.log_toggle.observe(self._update_curves, names="value")
-
-        # ---------------------------------------------------------------- embeddings
-        self.embeddings = None
-        self.projection_select = widgets.Dropdown(options=["pca", "tsne", "umap"], value=projection,
-                                                  description="map")
-        self.data = None
-        if data is not None:
-            self._setup_embeddings(data, projection)
-
-        # ---------------------------------------------------------------- landscapes
-        self.landscapes = None
-        self.landscape_log = widgets.Checkbox(value=False, description="log colour", indent=False)
-        lands = self._collect_landscapes(landscape, landscapes)
-        self._lands = lands
-        if lands:
-            self.landscapes = figure_widget(compare_landscapes(lands))
-            self.landscape_log.observe(self._update_landscapes, names="value")
-
-        sections = []
-        if title:
-            sections.append(widgets.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>"))
-        sections += [widgets.HTML("<b>Metrics</b>"), self.table_html]
-        if self.curves is not None:
-            sections += [widgets.HBox([self.smooth_slider, self.members_toggle, self.log_toggle]), self.curves]
-        if self.embeddings is not None:
-            sections += [self.projection_select, self.embeddings]
-        if self.landscapes is not None:
-            sections += [self.landscape_log, self.landscapes]
-        self.widget = widgets.VBox(sections)
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
+            return available
+        unknown = [k for k in keys if k not in available]
+        if unknown:
+            raise ValueError(f"unknown curve keys {unknown}; available: {available}")
+        return list(keys)
 
     def __repr__(self) -> str:
         parts = [f"{k} ({len(v)} run{'s' if len(v) > 1 else ''})" for k, v in self.groups.items()]
@@ -310,94 +107,75 @@ class CompareView:
         return f"<div style='overflow-x:auto; max-width:100%'>{table}</div>"
 
     # ------------------------------------------------------------------ curves
+    def _build_curves(self, smooth_window) -> list:
+        self.curves = None
+        self.smooth_slider = widgets.IntSlider(value=smooth_window, min=1, max=100, step=1,
+                                               description="smoothing", continuous_update=False)
+        self.members_toggle = widgets.Checkbox(value=False, description="show each run", indent=False)
+        self.log_toggle = widgets.Checkbox(value=False, description="log y", indent=False)
+        if not self.keys:
+            return []
+        self.curves = self._add_figure("curves", self._curves_figure())
+        for key, w in (("smoothing", self.smooth_slider), ("members", self.members_toggle), ("log y", self.log_toggle)):
+            self._add_control(key, w)
+            w.observe(self._update_curves, names="value")
+        return [row(self.smooth_slider, self.members_toggle, self.log_toggle), self.curves]
+
     def _curves_figure(self):
         return compare_curves(self.histories, self.keys, smooth_window=self.smooth_slider.value,
                               show_members=self.members_toggle.value, log_y=self.log_toggle.value)
 
     def _update_curves(self, _change=None):
-        new = self._curves_figure()
+        new = self._curves_figure()  # the same traces in the same order (see viz.compare)
         with self.curves.batch_update():
             for t, n in zip(self.curves.data, new.data):
                 t.x, t.y, t.visible = n.x, n.y, n.visible
             self.curves.update_yaxes(type="log" if self.log_toggle.value else "linear")
 
     # ------------------------------------------------------------------ embeddings
-    def _subsample(self, data):
-        from ..data.dataset import Dataset
-
-        if not isinstance(data, Dataset):
-            raise TypeError(f"data must be a wb.data.Dataset, got {type(data).__name__}")
-        n = len(data)
-        if n <= self.max_points:
-            return data
-        import torch
-
-        g = torch.Generator().manual_seed(self.seed)
-        idx = torch.randperm(n, generator=g)[: self.max_points].sort().values
-        return data.subset(idx)
-
-    def _setup_embeddings(self, data, projection):
-        from ..analyses.embedding import embed
-
-        sub = self._subsample(data)
-        zs = {}
-        for label, es in self.groups.items():
-            model = es[0].load_model()
-            if model is None:
-                continue  # a bare History: nothing to embed
-            zs[label] = embed(model, sub, fn=self.embed_fn)
-        if len(zs) == 0:
-            return
-        self.data = sub
-        self._zs = zs
+    def _build_embeddings(self, data, projection) -> list:
+        self.embeddings = self.data = None
+        self.projection_select = widgets.Dropdown(options=list(PROJECTIONS), value=projection, description="map")
+        if data is None:
+            return []
+        sub, zs = self.runs.embeddings(data, fn=self.embed_fn, max_points=self.max_points, seed=self.seed)
+        if not zs:
+            return []  # only bare Histories: nothing to embed
+        self.data, self._zs = sub, zs
         self.aligned = self._align(projection)
-        self.embeddings = figure_widget(self._embedding_figure())
+        self.embeddings = self._add_figure("embeddings", self._embedding_figure())
+        self._add_control("projection", self.projection_select)
         self.projection_select.observe(self._update_embeddings, names="value")
+        return [self.projection_select, self.embeddings]
 
     def _align(self, projection):
-        try:
-            from ..analyses.embedding import aligned_projections
-        except ImportError:  # pragma: no cover - older analyses: unaligned maps, said in the title
-            from types import SimpleNamespace
+        from ..analyses.embedding import aligned_projections
 
-            import torch
-
-            from ..analyses.embedding import project
-
-            coords = torch.stack([project(z, projection, seed=self.seed).coords for z in self._zs.values()])
-            return SimpleNamespace(coords=coords, names=tuple(self._zs), method=f"{projection} (not aligned)")
         return aligned_projections(self._zs, projection, align="procrustes", reference="first", seed=self.seed)
 
     def _embedding_figure(self):
         coords = {name: self.aligned.coords[i] for i, name in enumerate(self.aligned.names)}
-        y = self.data.y
-        return compare_embeddings(coords, y, class_names=self.data.classes, method=self.aligned.method)
+        return compare_embeddings(coords, self.data.y, class_names=self.data.classes, method=self.aligned.method)
 
     def _update_embeddings(self, change):
         self.aligned = self._align(change["new"])
-        new = self._embedding_figure()
+        new = self._embedding_figure()  # the same traces in the same order (see viz.compare)
         with self.embeddings.batch_update():
             for t, n in zip(self.embeddings.data, new.data):
                 t.x, t.y = n.x, n.y
             self.embeddings.layout.xaxis.title.text = new.layout.xaxis.title.text
 
     # ------------------------------------------------------------------ landscapes
-    def _collect_landscapes(self, name, given):
-        out = {}
-        for label, es in self.groups.items():
-            if given is not None and label in given:
-                out[label] = given[label]
-                continue
-            for e in es:
-                land = e.landscape(name)
-                if land is not None:
-                    out[label] = land
-                    break
-        if given is not None:
-            unknown = [k for k in given if k not in self.groups]
-            if unknown:
-                raise ValueError(f"landscapes given for unknown labels {unknown}; labels are {self.labels}")
-        return out
+    def _build_landscapes(self, name, given) -> list:
+        self.landscapes = None
+        self.landscape_log = widgets.Checkbox(value=False, description="log colour", indent=False)
+        self._lands = self.runs.landscapes(name, given)
+        if not self._lands:
+            return []
+        self.landscapes = self._add_figure("landscapes", compare_landscapes(self._lands))
+        self._add_control("landscape log", self.landscape_log)
+        self.landscape_log.observe(self._update_landscapes, names="value")
+        return [self.landscape_log, self.landscapes]
 
     def _update_landscapes(self, _change=None):
         log = self.landscape_log.value
@@ -405,8 +183,7 @@ class CompareView:
         lo, hi = landscape_range(self._lands, log)
         with self.landscapes.batch_update():
             for t, n in zip(self.landscapes.data, new.data):
-                if isinstance(n, go.Heatmap):
+                if n.type == "heatmap":
                     t.z = n.z
-            self.landscapes.layout.coloraxis.cmin = lo
-            self.landscapes.layout.coloraxis.cmax = hi
-            self.landscapes.layout.coloraxis.colorbar.title.text = "log10 loss" if log else "loss"
+            self.landscapes.layout.coloraxis.update(cmin=lo, cmax=hi)
+            self.landscapes.layout.coloraxis.colorbar.title.text = new.layout.coloraxis.colorbar.title.text

@@ -12,13 +12,16 @@ API for extending it (an OOD lens, linked figures):
 * ``set_color(values_or_name, name=..., categorical=None)``: colour by a registered name
   (``view.color_names``) or a new (N,) array, which is registered under ``name``;
   ``register_color(name, values, legend_names=...)`` adds a colouring without switching to it;
+  ``color_values(name)`` reads one back;
 * ``selected`` (sorted int array), ``select(indices)`` (programmatic), ``on_select(fn)``
   (``fn(indices)`` after every selection change), ``highlight(indices)`` (outline points);
-* ``set_snapshot(i)``, ``n_snapshots``; ``figure`` (the FigureWidget), ``widget`` (the whole
-  view); the view displays itself in a notebook.
+* ``set_snapshot(i)``, ``n_snapshots``; ``add_trace(trace)`` draws extra markers over the map;
+* the ``View`` surface: ``figure`` (the map's FigureWidget; ``view.figure()`` a static copy),
+  ``figures``, ``controls``, ``widget``; the view displays itself in a notebook.
 
-The figure is ``wb.viz.scatter_map`` (trace 0 = points, 1 = highlight overlay, 2... = legend
-swatches); controls update its traces in place inside ``batch_update()``.
+The drawing is a map backend (``widgets._map``: ``backend="auto"`` / ``"plotly"``, ``wb.viz.scatter_map``
+patched in place by its ``MapTrace`` roles), ``view.backend``; the view only holds state and
+talks to the backend through that small interface.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ import numpy as np
 
 from .._optional import require
 from ..viz._common import to_numpy
-from ..viz.embedding import color_spec, is_categorical, png_bytes, scatter_map
-from ._figure import bundle, figure_widget
+from ..viz.embedding import is_categorical, png_bytes
+from ._map import pick_backend
+from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["EmbeddingView"]
 
@@ -77,7 +80,7 @@ def _frames_from(projection, snapshots):
     return frames, [str(s) for s in names], axis
 
 
-class EmbeddingView:
+class EmbeddingView(View):
     """Interactive map of an embedding (see the module docstring).
 
     Parameters
@@ -92,6 +95,8 @@ class EmbeddingView:
     data: the Dataset (or (N, ...) tensor) of the points, for image thumbnails.
     snapshots: maps over training: an ``AlignedProjections``, a list of (N, 2) arrays or a
         (T, N, 2) array; a slider steps through them (starting at the last).
+    backend: the map's drawing library: ``"auto"`` (default: the best for the number of points),
+        or a name of ``widgets._map.BACKENDS`` (``"plotly"``).
     """
 
     def __init__(
@@ -110,24 +115,53 @@ class EmbeddingView:
         marker_size: int | None = None,
         height: int = 520,
         thumbnail_scale: int = 12,
+        backend: str = "auto",
     ):
+        super().__init__()
         self.frames, names, axis = _frames_from(projection, snapshots)
         if snapshot_names is not None:
             if len(snapshot_names) != len(self.frames):
                 raise ValueError(f"got {len(snapshot_names)} snapshot names for {len(self.frames)} maps")
             names = [str(s) for s in snapshot_names]
         self.snapshot_names = names
-        n = self.frames[0].shape[0]
-        self.n_points = n
+        self.n_points = self.frames[0].shape[0]
         if labels is None and data is not None and getattr(data, "y", None) is not None:
             labels = data.y
         self.labels = None if labels is None else self._check(labels, "labels").astype(int)
         if class_names is None and data is not None:
             class_names = getattr(data, "classes", None)
         self.class_names = class_names
-
         self._colors: dict[str, tuple[np.ndarray, bool]] = {}
-        self._legend_names: dict[str, dict[int, str]] = getattr(self, "_legend_names", {})
+        self._legend_names: dict[str, dict[int, str]] = {}
+        self.color_name = self._register_initial(color, colors, predictions)
+        self._images = self._image_source(data)
+        self._thumb_scale = int(thumbnail_scale)
+        self._selected = np.zeros(0, dtype=int)
+        self._highlight = np.zeros(0, dtype=int)
+        self._select_callbacks = []
+        self.index = len(self.frames) - 1
+
+        values, categorical = self._colors.get(self.color_name, (None, None))
+        self.backend = pick_backend(backend, self.n_points)(
+            self.frames[self.index], labels=self.labels, values=values, categorical=categorical,
+            names=class_names, name=self.color_name or "", marker_size=marker_size, title=title,
+            axis_title=axis, height=height,
+        )
+        for name, fig in self.backend.figures.items():
+            self._add_figure(name, fig)
+        self.backend.on_select(self._set_selected)
+        self.backend.on_point(self.show_point)
+        self._build_controls()
+
+    # ------------------------------------------------------------------ input helpers
+    def _check(self, values, what) -> np.ndarray:
+        arr = to_numpy(values)
+        if arr.shape != (self.n_points,):
+            raise ValueError(f"{what} must have one value per point ({self.n_points}), got shape {arr.shape}")
+        return arr
+
+    def _register_initial(self, color, colors, predictions) -> str | None:
+        """Register the colourings given to the constructor; return the one shown first."""
         if self.labels is not None:
             self._colors["label"] = (self.labels, True)
         if predictions is not None:
@@ -141,37 +175,7 @@ class EmbeddingView:
             color = "color"
         if color is not None and color not in self._colors:
             raise ValueError(f"unknown colour {color!r}; registered: {list(self._colors)}")
-        self.color_name = color or ("label" if "label" in self._colors else None)
-
-        self._images = self._image_source(data)
-        self._thumb_scale = int(thumbnail_scale)
-        self._selected = np.zeros(0, dtype=int)
-        self._highlight = np.zeros(0, dtype=int)
-        self._select_callbacks = []
-        self.index = len(self.frames) - 1
-
-        values, categorical = self._colors.get(self.color_name, (None, None))
-        fig = scatter_map(
-            self.frames[self.index], labels=self.labels, color=values,
-            color_name=self.color_name or "", categorical=categorical, class_names=class_names,
-            marker_size=marker_size, title=title, axis_title=axis, height=height,
-        )
-        self.figure = figure_widget(fig)
-        self._points = self.figure.data[0]
-        self._overlay = self.figure.data[1]
-        self._swatches = self.figure.data[2:]
-        self._points.on_selection(self._on_selection)
-        self._points.on_deselect(self._on_deselect)
-        self._points.on_hover(self._on_point)
-        self._points.on_click(self._on_point)
-        self._build_controls()
-
-    # ------------------------------------------------------------------ input helpers
-    def _check(self, values, what) -> np.ndarray:
-        arr = to_numpy(values)
-        if arr.shape != (self.n_points,):
-            raise ValueError(f"{what} must have one value per point ({self.n_points}), got shape {arr.shape}")
-        return arr
+        return color or ("label" if "label" in self._colors else None)
 
     def _image_source(self, data):
         if data is None:
@@ -187,36 +191,34 @@ class EmbeddingView:
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self):
-        self.color_select = widgets.Dropdown(
+        self.color_select = self._add_control("color", widgets.Dropdown(
             options=list(self._colors), value=self.color_name, description="colour",
             layout=widgets.Layout(width="260px"), disabled=not self._colors,
-        )
+        ))
         self.color_select.observe(lambda ch: self.set_color(ch["new"]), names="value")
         self.status = widgets.HTML(self._status_text())
-        top = widgets.HBox([self.color_select, self.status])
-        parts = [top]
-        body = [self.figure]
+        body = [panel(self.backend.widget, basis="520px")]
+        self.thumbnail = self.thumbnail_caption = None
         if self._images is not None:
             self.thumbnail = widgets.Image(format="png", layout=widgets.Layout(width="128px", height="128px"))
             self.thumbnail_caption = widgets.HTML()
             body.append(widgets.VBox([self.thumbnail, self.thumbnail_caption,
                                       widgets.HTML("<i>hover or click a point</i>")],
                                      layout=widgets.Layout(min_width="150px")))
-        else:
-            self.thumbnail = self.thumbnail_caption = None
-        parts.append(widgets.HBox(body))
         t = len(self.frames)
         self.slider = widgets.IntSlider(
             value=self.index, min=0, max=max(t - 1, 0), description="snapshot",
-            continuous_update=True, layout=widgets.Layout(width="420px"),
+            continuous_update=True, layout=widgets.Layout(width="420px", max_width="100%"),
         )
         self.play = widgets.Play(value=self.index, min=0, max=max(t - 1, 0), interval=400)
+        if t > 1:  # a slider only when there are maps to step through
+            self._add_control("snapshot", self.slider)
+            self._add_control("play", self.play)
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.frame_label = widgets.Label(self.snapshot_names[self.index])
         self.slider.observe(lambda ch: self.set_snapshot(ch["new"]), names="value")
-        if t > 1:
-            parts.append(widgets.HBox([self.play, self.slider, self.frame_label]))
-        self.widget = widgets.VBox(parts)
+        self._set_root(row(self.color_select, self.status), row(*body, align="flex-start"),
+                       row(self.play, self.slider, self.frame_label) if t > 1 else None)
         if self.thumbnail is not None:
             self.show_point(0)
 
@@ -228,6 +230,12 @@ class EmbeddingView:
     @property
     def color_names(self) -> list[str]:
         return list(self._colors)
+
+    def color_values(self, name: str) -> np.ndarray:
+        """The (N,) values of the registered colouring ``name``."""
+        if name not in self._colors:
+            raise ValueError(f"unknown colour {name!r}; registered: {list(self._colors)}")
+        return self._colors[name][0]
 
     def set_color(self, values, *, name: str | None = None, categorical: bool | None = None):
         """Colour the points by a registered name or a new (N,) array (registered as ``name``)."""
@@ -244,32 +252,8 @@ class EmbeddingView:
             key = name or "color"
             self._colors[key] = (arr, cat)
         self.color_name = key
-        marker, legend, _ = color_spec(arr, categorical=cat, names=self.class_names, title=key)
-        if cat and key in self._legend_names:
-            names = self._legend_names[key]
-            cats = np.unique(arr.astype(int))
-            legend = [(names.get(int(c), nm), col) for c, (nm, col) in zip(cats, legend)]
-        cd = np.array(self._points.customdata, dtype=float, copy=True)
-        cd[:, 2] = arr.astype(float)
-        with self.figure.batch_update():
-            # (switching to categories hides the colour bar with showscale=False; resetting
-            # marker.colorbar to None after the figure has rendered left a stale bar drawn and
-            # hid the legend in JupyterLab)
-            self._points.marker.update(marker)
-            self._points.customdata = cd
-            self._points.hovertemplate = (
-                "index %{customdata[0]}<br>label %{customdata[1]}<br>" + html.escape(key)
-                + " %{customdata[2]:.4g}<extra></extra>"
-            )
-            for k, sw in enumerate(self._swatches):
-                if k < len(legend):
-                    sw.name, sw.marker.color, sw.visible = legend[k][0], legend[k][1], True
-                else:
-                    sw.visible = False
-        if list(self.color_select.options) != list(self._colors):
-            self.color_select.options = list(self._colors)
-        if self.color_select.value != key:
-            self.color_select.value = key
+        self.backend.set_color(arr, categorical=cat, names=self._legend_names.get(key, self.class_names), name=key)
+        self._sync_color_select()
         return self
 
     def register_color(self, name: str, values, *, categorical: bool | None = None, legend_names=None):
@@ -282,10 +266,15 @@ class EmbeddingView:
             self._legend_names[str(name)] = {int(k): str(v) for k, v in dict(legend_names).items()}
         if self.color_name == name:
             self.set_color(name)
-        elif list(self.color_select.options) != list(self._colors):
-            self.color_select.options = list(self._colors)
-            self.color_select.value = self.color_name
+        else:
+            self._sync_color_select()
         return self
+
+    def _sync_color_select(self):
+        if list(self.color_select.options) != list(self._colors):
+            self.color_select.options = list(self._colors)
+        if self.color_select.value != self.color_name:
+            self.color_select.value = self.color_name
 
     # ------------------------------------------------------------------ snapshots
     @property
@@ -298,11 +287,9 @@ class EmbeddingView:
             raise IndexError(f"snapshot {i} out of range (0..{len(self.frames) - 1})")
         i = i % len(self.frames)
         self.index = i
-        xy = self.frames[i]
-        with self.figure.batch_update():
-            self._points.x, self._points.y = xy[:, 0], xy[:, 1]
-            if len(self._highlight):
-                self._overlay.x, self._overlay.y = xy[self._highlight, 0], xy[self._highlight, 1]
+        self.backend.set_xy(self.frames[i])
+        if len(self._highlight):
+            self.backend.set_highlight(self.frames[i][self._highlight])
         self.frame_label.value = self.snapshot_names[i]
         if self.slider.value != i:
             self.slider.value = i
@@ -325,31 +312,28 @@ class EmbeddingView:
         for cb in self._select_callbacks:
             cb(self.selected)
 
-    def _on_selection(self, trace, points, selector):
-        self._set_selected(points.point_inds)
-
-    def _on_deselect(self, trace, points):
-        self._set_selected([])
-
-    def select(self, indices):
-        """Select points from Python (shown as plotly's selection)."""
-        idx = np.unique(np.asarray(indices, dtype=int))
+    def _check_indices(self, indices) -> np.ndarray:
+        idx = np.asarray(indices, dtype=int).ravel()
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_points):
             raise IndexError(f"indices must be in 0..{self.n_points - 1}")
-        self._points.selectedpoints = idx.tolist() if idx.size else None
+        return idx
+
+    def select(self, indices):
+        """Select points from Python (shown as the map's selection)."""
+        idx = np.unique(self._check_indices(indices))
+        self.backend.set_selection(idx)
         self._set_selected(idx)
         return self
 
     def highlight(self, indices):
         """Outline the points ``indices`` (an overlay; e.g. the most OOD points)."""
-        idx = np.asarray(indices, dtype=int).ravel()
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n_points):
-            raise IndexError(f"indices must be in 0..{self.n_points - 1}")
-        self._highlight = idx
-        xy = self.frames[self.index]
-        with self.figure.batch_update():
-            self._overlay.x, self._overlay.y = xy[idx, 0], xy[idx, 1]
+        self._highlight = self._check_indices(indices)
+        self.backend.set_highlight(self.frames[self.index][self._highlight])
         return self
+
+    def add_trace(self, trace):
+        """Draw an extra plotly trace over the map (e.g. ``wb.viz.ood.prototype_stars``); returns it."""
+        return self.backend.add_trace(trace)
 
     # ------------------------------------------------------------------ thumbnails
     def thumbnail_png(self, i: int) -> bytes:
@@ -370,17 +354,10 @@ class EmbeddingView:
         val = ""
         if self.color_name and self.color_name != "label":
             v = self._colors[self.color_name][0][i]
-            val = f"<br>{html.escape(self.color_name)}: {v:.4g}" if np.issubdtype(type(v), np.floating) else f"<br>{html.escape(self.color_name)}: {v}"
+            shown = f"{v:.4g}" if np.issubdtype(type(v), np.floating) else f"{v}"
+            val = f"<br>{html.escape(self.color_name)}: {shown}"
         self.thumbnail_caption.value = f"index {i}<br>label {html.escape(str(lab))}{val}"
         return self
-
-    def _on_point(self, trace, points, state):
-        if points.point_inds:
-            self.show_point(points.point_inds[0])
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         return (f"EmbeddingView({self.n_points} points, {len(self.frames)} snapshot(s), "

@@ -10,8 +10,10 @@ and a slider over the path's snapshots that marks one snapshot on every panel. C
 of a panel shows its (α, β), loss and accuracy (``select(panel, i, j)`` does the same from code).
 
 Both figures (contour and surface) are built once by ``wb.viz.landscape_panels`` (the surface on
-first use) as the project's reliable ``figure_widget``s and only updated in place inside
-``batch_update()``; the toggle shows one and hides the other.
+first use) and only updated in place inside ``batch_update()``, trace by trace as
+``viz.landscape.PanelTrace`` names them, with the values, path heights and labels of the same
+helpers the builder uses (``surface_values``, ``path_heights``, ``value_label``); the toggle shows
+one figure and hides the other.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import numpy as np
 from .._optional import require
 from ..viz._common import to_numpy
 from ..viz.landscape import (
-    TRACES_PER_PANEL,
-    _named,
+    PanelTrace,
     landscape_panels,
     landscape_zrange,
+    named_items,
+    panel_trace,
+    path_heights,
     surface_values,
+    value_label,
 )
-from ._figure import bundle, figure_widget
+from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
 
@@ -54,7 +59,7 @@ def _per_panel(value, names, what):
     return [value]
 
 
-class LandscapeView:
+class LandscapeView(View):
     """Interactive view of one or more ``wb.analyses.loss_slice_2d`` results.
 
     ``lands``: a result, a list, or a dict name -> result (e.g. ``{"SGD": a, "SAM": b}``);
@@ -68,7 +73,8 @@ class LandscapeView:
 
     def __init__(self, lands, *, names: Sequence[str] | None = None, eigs=None, trace=None,
                  mode: str = "contour", log: bool = False, metric: str = "loss", height: int = 460):
-        self.items = _named(lands, names)
+        super().__init__()
+        self.items = named_items(lands, names)
         self.names = [nm for nm, _ in self.items]
         self.lands = [ld for _, ld in self.items]
         if mode not in ("contour", "surface"):
@@ -85,19 +91,29 @@ class LandscapeView:
         self.selected: dict | None = None
         self.snapshot: int | None = None
         self._height = height
-
         self.contour_figure = self._build("contour")
         self._surface = None  # built on first use (it costs as much as the contour figure)
+        self._build_controls(metrics)
+        if mode == "surface":
+            self.surface_figure  # noqa: B018 - build it now
+        self._show_mode()
+        if self.has_path:
+            self.set_snapshot(self.step_slider.value)
 
-        self.mode_toggle = widgets.ToggleButtons(options=[("contour", "contour"), ("3-D surface", "surface")],
-                                                 value=mode, description="view")
-        self.log_box = widgets.Checkbox(value=self.log, description="log scale", indent=False)
-        self.metric_box = widgets.Dropdown(options=metrics, value=metric, description="colour by")
-        self.path_box = widgets.Checkbox(value=self.show_path, description="training path", indent=False,
-                                         disabled=not self.has_path)
+    def _build_controls(self, metrics):
+        c = self._add_control
+        self.mode_toggle = c("mode", widgets.ToggleButtons(
+            options=[("contour", "contour"), ("3-D surface", "surface")], value=self.mode, description="view"))
+        self.log_box = c("log", widgets.Checkbox(value=self.log, description="log scale", indent=False))
+        self.metric_box = c("metric", widgets.Dropdown(options=metrics, value=self.metric, description="colour by"))
+        self.path_box = c("path", widgets.Checkbox(value=self.show_path, description="training path", indent=False,
+                                                    disabled=not self.has_path))
         n_snap = max((len(ld.path) for ld in self.lands if getattr(ld, "path", None) is not None), default=1)
-        self.step_slider = widgets.IntSlider(value=n_snap - 1, min=0, max=max(0, n_snap - 1), description="snapshot",
-                                             disabled=not self.has_path, continuous_update=True)
+        self.step_slider = widgets.IntSlider(
+            value=n_snap - 1, min=0, max=max(0, n_snap - 1), description="snapshot", disabled=not self.has_path,
+            continuous_update=True)
+        if self.has_path:  # the snapshot slider only exists when there is a path to walk
+            c("snapshot", self.step_slider)
         self.path_html = widgets.HTML(value="")
         self.readout = widgets.HTML(value="<i>click a point of a panel to read its loss and accuracy</i>")
         self.curvature = widgets.HTML(value=self._curvature_html())
@@ -106,28 +122,21 @@ class LandscapeView:
         self.metric_box.observe(lambda ch: self.set_metric(ch["new"]), names="value")
         self.path_box.observe(lambda ch: self.set_path(ch["new"]), names="value")
         self.step_slider.observe(lambda ch: self.set_snapshot(ch["new"]), names="value")
-
-        self.contour_box = widgets.Box([self.contour_figure])
-        self.surface_box = widgets.Box([])
-        controls = widgets.HBox([self.mode_toggle, self.log_box, self.path_box, self.metric_box])
-        side = widgets.VBox([self.curvature, self.readout], layout=widgets.Layout(width="300px"))
-        figs = widgets.VBox([self.contour_box, self.surface_box], layout=widgets.Layout(flex="1"))
-        rows = [controls]
-        if self.has_path:  # the snapshot slider only exists when there is a path to walk
-            rows.append(widgets.HBox([self.step_slider, self.path_html]))
-        self.widget = widgets.VBox([*rows, widgets.HBox([figs, side])])
-        if mode == "surface":
-            self.surface_figure  # noqa: B018 - build it now
-        self._show_mode()
-        if self.has_path:
-            self.set_snapshot(self.step_slider.value)
+        self.contour_box = widgets.VBox([self.contour_figure])
+        self.surface_box = widgets.VBox([])
+        self._set_root(
+            row(self.mode_toggle, self.log_box, self.path_box, self.metric_box),
+            row(self.step_slider, self.path_html) if self.has_path else None,
+            row(panel(self.contour_box, self.surface_box, basis="640px", grow=3),
+                panel(self.curvature, self.readout, basis="260px"), align="flex-start"),
+        )
 
     # ------------------------------------------------------------------ helpers
     def _build(self, mode):
-        fig = figure_widget(landscape_panels(self.lands, names=self.names, mode=mode, metric=self.metric,
-                                               log=self.log, path=True, height=self._height))
+        fig = self._add_figure(mode, landscape_panels(self.lands, names=self.names, mode=mode, metric=self.metric,
+                                                      log=self.log, path=True, height=self._height))
         for p in range(len(self.lands)):
-            fig.data[p * TRACES_PER_PANEL].on_click(self._clicked(p))
+            fig.data[panel_trace(p, PanelTrace.SURFACE)].on_click(self._clicked(p))
         return fig
 
     @property
@@ -136,7 +145,7 @@ class LandscapeView:
         if self._surface is None:
             self._surface = self._build("surface")
             self.surface_box.children = (self._surface,)
-            self._sync_markers(self._surface, True)
+            self._sync_markers(self._surface)
         return self._surface
 
     def _figs(self):
@@ -145,14 +154,12 @@ class LandscapeView:
             out.append((self._surface, True))
         return out
 
-    def _sync_markers(self, fig, is3d):
+    def _trace(self, fig, p: int, role: PanelTrace):
+        return fig.data[panel_trace(p, role)]
+
+    def _sync_markers(self, fig):
         """Bring a newly built figure to the view's state (path visibility, markers)."""
-        with fig.batch_update():
-            for p, land in enumerate(self.lands):
-                tr = self._panel_traces(fig, p)
-                vis = self.show_path and getattr(land, "path", None) is not None
-                tr[1].visible = vis
-                tr[4].visible = vis
+        self._set_path_visible(fig)
         if self.snapshot is not None:
             self.set_snapshot(self.snapshot)
         if self.selected is not None:
@@ -161,9 +168,6 @@ class LandscapeView:
     @property
     def figure(self):
         return self.contour_figure if self.mode == "contour" else self.surface_figure
-
-    def _panel_traces(self, fig, p):
-        return fig.data[p * TRACES_PER_PANEL:(p + 1) * TRACES_PER_PANEL]
 
     def _curvature_html(self) -> str:
         rows = []
@@ -201,29 +205,21 @@ class LandscapeView:
 
     def _refresh_values(self):
         lo, hi = landscape_zrange(dict(self.items), self.metric, self.log)
-        title = ("log10 " if self.log else "") + {"loss": "loss", "acc": "accuracy"}.get(self.metric, self.metric)
+        title = value_label(self.metric, self.log)
         for fig, is3d in self._figs():
             with fig.batch_update():
                 for p, land in enumerate(self.lands):
-                    tr = self._panel_traces(fig, p)
                     z = self._values(land)
-                    tr[0].z = z.T
+                    self._trace(fig, p, PanelTrace.SURFACE).z = z.T
                     if is3d:
-                        c = land.centre
-                        tr[2].z = [float(z[c])]
-                        path = getattr(land, "path", None)
-                        if path is not None:
-                            if self.metric == "loss":
-                                pl = to_numpy(path.plane_loss).astype(float)
-                                tr[1].z = np.log10(np.clip(pl, 1e-12, None)) if self.log else pl
-                            else:
-                                tr[1].z = np.full(len(path), np.nan)
-                        scene = "scene" if p == 0 else f"scene{p + 1}"
-                        fig.layout[scene].zaxis.range = [lo, hi]
-                        fig.layout[scene].zaxis.title = title
-                fig.layout.coloraxis.cmin = lo
-                fig.layout.coloraxis.cmax = hi
-                fig.layout.coloraxis.colorbar.title = title
+                        self._trace(fig, p, PanelTrace.ORIGIN).z = [float(z[land.centre])]
+                        heights = path_heights(land, self.metric, self.log)
+                        if heights is not None:
+                            self._trace(fig, p, PanelTrace.PATH).z = heights
+                        scene = fig.layout["scene" if p == 0 else f"scene{p + 1}"]
+                        scene.zaxis.range = [lo, hi]
+                        scene.zaxis.title = title
+                fig.layout.coloraxis.update(cmin=lo, cmax=hi, colorbar=dict(title=title))
         if self.selected is not None:
             self.select(self.selected["panel"], self.selected["i"], self.selected["j"])
         if self.snapshot is not None:
@@ -243,15 +239,17 @@ class LandscapeView:
             self.metric_box.value = metric
         self._refresh_values()
 
+    def _set_path_visible(self, fig):
+        with fig.batch_update():
+            for p, land in enumerate(self.lands):
+                vis = self.show_path and getattr(land, "path", None) is not None
+                self._trace(fig, p, PanelTrace.PATH).visible = vis
+                self._trace(fig, p, PanelTrace.SNAPSHOT).visible = vis
+
     def set_path(self, show: bool):
         self.show_path = bool(show) and self.has_path
         for fig, _ in self._figs():
-            with fig.batch_update():
-                for p, land in enumerate(self.lands):
-                    tr = self._panel_traces(fig, p)
-                    vis = self.show_path and getattr(land, "path", None) is not None
-                    tr[1].visible = vis
-                    tr[4].visible = vis
+            self._set_path_visible(fig)
 
     def set_snapshot(self, i: int):
         """Mark snapshot ``i`` of every panel's path (clipped to each path's length)."""
@@ -260,19 +258,13 @@ class LandscapeView:
             with fig.batch_update():
                 for p, land in enumerate(self.lands):
                     path = getattr(land, "path", None)
-                    tr = self._panel_traces(fig, p)
                     if path is None:
                         continue
                     k = min(self.snapshot, len(path) - 1)
-                    a, b = (float(v) for v in path.coords[k])
-                    tr[4].x, tr[4].y = [a], [b]
+                    marker = self._trace(fig, p, PanelTrace.SNAPSHOT)
+                    marker.x, marker.y = [float(path.coords[k][0])], [float(path.coords[k][1])]
                     if is3d:
-                        z = float(path.plane_loss[k])
-                        if self.metric != "loss":
-                            z = float("nan")
-                        elif self.log:
-                            z = float(np.log10(max(z, 1e-12)))
-                        tr[4].z = [z]
+                        marker.z = [float(path_heights(land, self.metric, self.log)[k])]
         if self.has_path:
             parts = []
             for nm, land in zip(self.names, self.lands):
@@ -290,11 +282,10 @@ class LandscapeView:
         def cb(trace, points, state):
             if not points.point_inds:
                 return
-            xs, ys = points.xs, points.ys
             land = self.lands[p]
             a, b = to_numpy(land.alphas), to_numpy(land.betas)
-            i = int(np.argmin(np.abs(a - xs[0])))
-            j = int(np.argmin(np.abs(b - ys[0])))
+            i = int(np.argmin(np.abs(a - points.xs[0])))
+            j = int(np.argmin(np.abs(b - points.ys[0])))
             self.select(p, i, j)
 
         return cb
@@ -316,15 +307,11 @@ class LandscapeView:
         for fig, is3d in self._figs():
             with fig.batch_update():
                 for p in range(len(self.lands)):
-                    tr = self._panel_traces(fig, p)
-                    if p == panel:
-                        tr[3].x, tr[3].y = [a], [b]
-                        if is3d:
-                            tr[3].z = [z]
-                    else:
-                        tr[3].x, tr[3].y = [], []
-                        if is3d:
-                            tr[3].z = []
+                    marker = self._trace(fig, p, PanelTrace.SELECTED)
+                    here = p == panel
+                    marker.x, marker.y = ([a], [b]) if here else ([], [])
+                    if is3d:
+                        marker.z = [z] if here else []
         name = html.escape(self.names[panel]) or "landscape"
         self.readout.value = (
             f"<b>{name}</b> at α = {a:.3g}, β = {b:.3g}<br>loss {loss:.4g}"
@@ -332,10 +319,6 @@ class LandscapeView:
             + f"<br><span style='color:#666'>centre: loss {float(land.loss[land.centre]):.4g}</span>"
         )
         return self.selected
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         return f"LandscapeView({len(self.lands)} panels {self.names}, mode={self.mode!r}, log={self.log}, metric={self.metric!r})"

@@ -23,8 +23,9 @@ but the click is only seen after the cell ends, so use the notebook's interrupt 
 background fit runs.
 
 The figure is ``workbench.viz.compare.training_panels`` (two panels: loss, and one metric chosen
-in the dropdown); updates are throttled to one every ``min_interval`` seconds (plus every
-evaluation and the end), each inside ``fig.batch_update()``.
+in the dropdown; its traces named by ``TrainingTrace``); updates are throttled to one every
+``min_interval`` seconds (plus every evaluation and the end), each inside ``fig.batch_update()``.
+It is a ``View`` like every other view: ``figure`` (also ``fig``), ``controls``, ``widget``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ import numpy as np
 
 from .._optional import require
 from ..training.callbacks import Callback
-from ..viz.compare import smooth, training_panels
-from ._figure import bundle, figure_widget
+from ..viz._common import patch
+from ..viz.compare import METRIC_TITLE, TrainingTrace, smooth, training_panels
+from ._view import View, row
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["LiveTraining"]
 
@@ -49,7 +50,7 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, (int, float)) and np.isfinite(v) else str(v)
 
 
-class LiveTraining(Callback):
+class LiveTraining(View, Callback):
     """A fit callback with live curves, a progress bar and a Stop button (see module docstring).
 
     metric: the quantity in the second panel at the start (changeable in the dropdown; falls
@@ -68,25 +69,23 @@ class LiveTraining(Callback):
             raise ValueError(f"smooth_window must be a positive int, got {smooth_window!r}")
         if not isinstance(max_points, int) or max_points < 10:
             raise ValueError(f"max_points must be an int >= 10, got {max_points!r}")
+        View.__init__(self)
         self.metric = metric
         self.min_interval = float(min_interval)
         self.smooth_window = smooth_window
         self.max_points = max_points
-        self.fig = figure_widget(training_panels(None, metric, title=title, height=height))
+        self.fig = self._add_figure("curves", training_panels(None, metric, title=title, height=height))
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="step 0",
-                                            layout=widgets.Layout(width="320px"))
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
-                                          tooltip="end the fit after the current step", disabled=True)
-        self.metric_select = widgets.Dropdown(options=[metric], value=metric, description="metric",
-                                              layout=widgets.Layout(width="200px"))
+                                            layout=widgets.Layout(width="320px", max_width="100%"))
+        self.stop_button = self._add_control("stop", widgets.Button(
+            description="Stop", icon="stop", button_style="danger", tooltip="end the fit after the current step",
+            disabled=True))
+        self.metric_select = self._add_control("metric", widgets.Dropdown(
+            options=[metric], value=metric, description="metric", layout=widgets.Layout(width="200px")))
         self.status = widgets.HTML(value="<i>waiting for a fit</i>")
         self.stop_button.on_click(self._on_stop)
         self.metric_select.observe(self._on_metric, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.progress, self.stop_button, self.metric_select]),
-            self.status,
-            self.fig,
-        ])
+        self._set_root(row(self.progress, self.stop_button, self.metric_select), self.status, self.fig)
         self.history = None
         self.error: BaseException | None = None
         self._state = None
@@ -103,7 +102,7 @@ class LiveTraining(Callback):
     # ---------------------------------------------------------------- display
     def _repr_mimebundle_(self, **kwargs):
         self._displayed = True
-        return bundle(self.widget, **kwargs)
+        return View._repr_mimebundle_(self, **kwargs)
 
     def _auto_display(self):
         """Show the view when a blocking fit starts and it was not displayed yet (like a
@@ -161,9 +160,7 @@ class LiveTraining(Callback):
         self.stop_button.disabled = self._stop_requested
         self.stop_button.description = "Stopping…" if self._stop_requested else "Stop"
         self.status.value = f"training {type(state.method).__name__} on {type(state.model).__name__}…"
-        with self.fig.batch_update():
-            for t in self.fig.data:
-                t.x, t.y = [], []
+        patch(self.fig, {i: dict(x=[], y=[]) for i in TrainingTrace})
 
     def on_step_end(self, state):
         if self._stop_requested:
@@ -240,13 +237,14 @@ class LiveTraining(Callback):
             vx = np.array([p[0] for p in pts], dtype=float)
             vy = np.array([p[1] for p in pts], dtype=float)
             panels.append(((tx, ty), (vx, vy)))
+        (lt, lv), (mt, mv) = panels
         with self.fig.batch_update():
-            (lt, lv), (mt, mv) = panels
-            for trace, (x, y) in zip(self.fig.data, (lt, lv, mt, mv)):
-                trace.x, trace.y = x, y
-            self.fig.data[2].name = f"train {self.metric}"
-            self.fig.data[3].name = f"val {self.metric}"
-            self.fig.layout.annotations[1].text = self.metric
+            patch(self.fig, {
+                TrainingTrace.TRAIN_LOSS: dict(x=lt[0], y=lt[1]), TrainingTrace.VAL_LOSS: dict(x=lv[0], y=lv[1]),
+                TrainingTrace.TRAIN_METRIC: dict(x=mt[0], y=mt[1], name=f"train {self.metric}"),
+                TrainingTrace.VAL_METRIC: dict(x=mv[0], y=mv[1], name=f"val {self.metric}"),
+            })
+            self.fig.layout.annotations[METRIC_TITLE].text = self.metric
         self.updates += 1
         step = h.last_step
         self.progress.value = min(step, self.progress.max)

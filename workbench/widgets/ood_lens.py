@@ -14,8 +14,10 @@ the scores of every detector of a comparison):
 * with prototypes: for the OOD points, the class of their nearest prototype, caught vs missed.
 
 Every control updates the figures in place (``batch_update``). The numbers come from
-``workbench.ood`` (``rates_at``, ``roc_curve``, ``threshold_at``, ``OODMap.outcome`` /
-``landing``); the figures from ``workbench.viz.ood``.
+``workbench.ood`` (``rates_at``, ``roc_curve``, ``threshold_at``; the ``OODMap``'s
+``best_detector``, ``score_pair``, ``thresholds``, ``outcome``, ``landing``, ``describe``); the
+figures and what the view writes into them from ``workbench.viz.ood`` (``RocTrace``,
+``roc_curve_patch``, ``histogram_patch``, ``landing_patch``, ``prototype_stars``).
 
 The map is an ``EmbeddingView``; the lens registers its colourings (scores, sets, outcomes)
 with ``register_color(..., legend_names=...)`` and switches between them.
@@ -29,20 +31,25 @@ import numpy as np
 
 from .._optional import require
 from ..ood import CONVENTIONS, OODMap, metrics, rates_at, roc_curve, threshold_at
-from ..viz._common import colour, to_numpy
+from ..viz._common import patch, to_numpy
 from ..viz.ood import (
-    histogram_axis_title,
-    histogram_data,
+    ROC_AXES,
+    THRESHOLD_ANNOTATION,
+    THRESHOLD_SHAPE,
+    RocTrace,
+    histogram_patch,
     landing_bars,
+    landing_patch,
+    prototype_stars,
+    roc_curve_patch,
     roc_figure,
     roc_point,
     score_histograms,
 )
-from ._figure import bundle, figure_widget
+from ._view import View, panel, row
 from .embedding import EmbeddingView
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["OODLens"]
 
@@ -52,13 +59,13 @@ SET = "set"
 ALL = "all OOD sets"
 
 
-class OODLens:
+class OODLens(View):
     """Interactive OOD lens (see the module docstring).
 
     Parameters
     ----------
     ood_map: a ``wb.ood.OODMap`` (``wb.ood.ood_map(comparison, bank, id_test, ood)``).
-    detector: detector to start with (default: the best mean AUROC).
+    detector: detector to start with (default: ``ood_map.best_detector()``, the best mean AUROC).
     ood_set: OOD set whose ROC / rates are shown (default: all OOD sets pooled).
     convention: "id-positive" (default, as the comparison) or "ood-positive": the ROC's axes
         and which FPR@95 the threshold starts at; the readout always shows both.
@@ -74,88 +81,81 @@ class OODLens:
     def __init__(self, ood_map: OODMap, *, detector: str | None = None, ood_set: str | None = None,
                  convention: str | None = None, color: str = SCORE, title: str | None = None,
                  map_height: int = 500):
+        super().__init__()
         if not isinstance(ood_map, OODMap):
             raise TypeError(f"OODLens takes a wb.ood.OODMap (from wb.ood.ood_map), got {type(ood_map).__name__}")
         self.map = m = ood_map
-        dets = list(m.scores)
-        if not dets:
+        if not m.scores:
             raise ValueError("the map holds no detector scores")
-        if detector is None:
-            detector = max(dets, key=lambda d: np.mean([m.metrics[(d, s)].auroc for s in m.set_names[1:]
-                                                         if (d, s) in m.metrics] or [0.0]))
-        if detector not in dets:
-            raise ValueError(f"unknown detector {detector!r}; valid: {', '.join(dets)}")
-        if ood_set is not None and ood_set not in m.set_names[1:]:
-            raise ValueError(f"unknown OOD set {ood_set!r}; valid: {', '.join(m.set_names[1:])}")
+        detector = m.best_detector() if detector is None else detector
+        m.score_pair(detector, ood_set)  # checks both names
         convention = convention or m.convention
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown convention {convention!r}; valid: {', '.join(CONVENTIONS)}")
-        self.detector, self.ood_set, self.convention = detector, ood_set, convention
-        self._set_names = {k: n for k, n in enumerate(m.set_names)}
-
-        # ---- the map
-        scores = to_numpy(m.scores[detector]).astype(float)
-        s_id, s_ood = self._pair()
-        self.threshold = threshold_at(s_id, s_ood, convention=convention)
-        self.view = EmbeddingView(
-            m.coords, labels=m.labels, class_names=m.class_names,
-            colors={SET: to_numpy(m.set_index)}, data=m.images if m.images is not None else None,
-            title=title, height=map_height,
-        )
-        self.view._legend_names[SET] = self._set_names
-        self.view.register_color(OUTCOME, to_numpy(m.outcome(detector, self.threshold)), categorical=True,
-                                 legend_names=dict(enumerate(OODMap.OUTCOMES)))
-        self.view.register_color(SCORE, scores, categorical=False)
         if color not in (SCORE, OUTCOME, SET, "label"):
             raise ValueError(f"unknown colour {color!r}; valid: {SCORE!r}, {OUTCOME!r}, {SET!r}, 'label'")
+        self.detector, self.ood_set, self.convention = detector, ood_set, convention
+        s_id, s_ood = self._pair()
+        self.threshold = threshold_at(s_id, s_ood, convention=convention)
+        self._build_map(color, title, map_height)
+        self._build_side()
+        self._build_controls()
+        self._refresh_readout()
+
+    # ------------------------------------------------------------------ building
+    def _build_map(self, color, title, height):
+        m = self.map
+        self.view = EmbeddingView(m.coords, labels=m.labels, class_names=m.class_names, data=m.images,
+                                  title=title, height=height)
+        self.view.register_color(SET, to_numpy(m.set_index), categorical=True, legend_names=dict(enumerate(m.set_names)))
+        self.view.register_color(OUTCOME, to_numpy(m.outcome(self.detector, self.threshold)), categorical=True,
+                                 legend_names=dict(enumerate(OODMap.OUTCOMES)))
+        self.view.register_color(SCORE, to_numpy(m.scores[self.detector]).astype(float), categorical=False)
         self.view.set_color(color)
-        self.figure = self.view.figure
+        self._add_figure("map", self.view.figure)
         self._proto_trace = None
         if m.prototypes_xy is not None:
-            pxy = to_numpy(m.prototypes_xy)
-            pc = to_numpy(m.proto_class) if m.proto_class is not None else np.zeros(len(pxy), dtype=int)
-            self.figure.add_trace(go.Scattergl(
-                x=pxy[:, 0], y=pxy[:, 1], mode="markers", name="prototypes", showlegend=False,
-                marker=dict(symbol="star", size=15, color="white",
-                            line=dict(width=2.5, color=[colour(int(c)) for c in pc])),
-                customdata=np.stack([np.arange(len(pc)), pc], 1),
-                hovertemplate="PALM prototype %{customdata[0]}<br>class %{customdata[1]}<extra></extra>",
-            ))
-            self._proto_trace = self.figure.data[-1]
+            self._proto_trace = self.view.add_trace(prototype_stars(m.prototypes_xy, m.proto_class))
 
-        # ---- linked figures
-        curve = roc_curve(s_id, s_ood, convention=convention)
-        self.roc = figure_widget(roc_figure({detector: curve}, point=roc_point(s_id, s_ood, self.threshold, convention),
-                                              title=None, height=360, width=400))
-        self.hist = figure_widget(score_histograms(m.set_scores(detector), threshold=self.threshold,
-                                                     score_name=f"{detector} score", height=320, width=400))
+    def _build_side(self):
+        m = self.map
+        s_id, s_ood = self._pair()
+        curve = roc_curve(s_id, s_ood, convention=self.convention)
+        self.roc = self._add_figure("roc", roc_figure(
+            {self.detector: curve}, point=roc_point(s_id, s_ood, self.threshold, self.convention),
+            title=None, height=360))
+        self.hist = self._add_figure("histograms", score_histograms(
+            m.set_scores(self.detector), threshold=self.threshold, score_name=f"{self.detector} score", height=320))
         self.landing = None
         if m.nearest_proto is not None and m.proto_class is not None:
-            self.landing = figure_widget(landing_bars(m.landing(detector, self.threshold, ood_set),
-                                                        class_names=m.class_names, height=280, width=520))
+            self.landing = self._add_figure("landing", landing_bars(
+                m.landing(self.detector, self.threshold, self.ood_set), class_names=m.class_names, height=280))
+        self._grid = m.thresholds(self.detector).numpy()
 
-        # ---- controls
-        self.detector_select = widgets.Dropdown(options=dets, value=detector, description="detector",
-                                                layout=widgets.Layout(width="280px"))
-        self.set_select = widgets.Dropdown(options=[ALL] + list(m.set_names[1:]), value=ood_set or ALL,
-                                           description="OOD set", layout=widgets.Layout(width="300px"))
-        self.convention_toggle = widgets.ToggleButtons(
-            options=list(CONVENTIONS), value=convention, tooltips=["ROC with ID as the positive class",
-                                                                   "ROC with OOD as the positive class"],
-            style={"button_width": "105px"}, layout=widgets.Layout(width="240px", flex="0 0 auto"),
-        )
-        self._grid = self._threshold_grid(scores)
-        self.slider = widgets.IntSlider(
+    def _build_controls(self):
+        m = self.map
+        c = self._add_control
+        self.detector_select = c("detector", widgets.Dropdown(
+            options=list(m.scores), value=self.detector, description="detector", layout=widgets.Layout(width="280px")))
+        self.set_select = c("ood set", widgets.Dropdown(
+            options=[ALL] + list(m.set_names[1:]), value=self.ood_set or ALL, description="OOD set",
+            layout=widgets.Layout(width="300px")))
+        self.convention_toggle = c("convention", widgets.ToggleButtons(
+            options=list(CONVENTIONS), value=self.convention,
+            tooltips=["ROC with ID as the positive class", "ROC with OOD as the positive class"],
+            style={"button_width": "105px"}, layout=widgets.Layout(width="240px", flex="0 0 auto")))
+        self.slider = c("threshold", widgets.IntSlider(
             value=self._index_of(self.threshold), min=0, max=len(self._grid) - 1, readout=False,
-            description="threshold", continuous_update=True, layout=widgets.Layout(width="460px"),
-        )
+            description="threshold", continuous_update=True, layout=widgets.Layout(width="460px", max_width="100%")))
         self.threshold_label = widgets.Label(f"{self.threshold:.4g}", layout=widgets.Layout(width="80px"))
-        self.snap_id = widgets.Button(description="FPR@95 ID-positive", layout=widgets.Layout(width="170px"),
-                                      tooltip="threshold keeping 95% of the ID points")
-        self.snap_ood = widgets.Button(description="FPR@95 OOD-positive", layout=widgets.Layout(width="170px"),
-                                       tooltip="threshold flagging 95% of the OOD points")
-        self.outline = widgets.Checkbox(value=False, description="outline missed OOD", indent=False,
-                                        layout=widgets.Layout(width="170px"))
+        self.snap_id = c("snap id-positive", widgets.Button(
+            description="FPR@95 ID-positive", layout=widgets.Layout(width="170px"),
+            tooltip="threshold keeping 95% of the ID points"))
+        self.snap_ood = c("snap ood-positive", widgets.Button(
+            description="FPR@95 OOD-positive", layout=widgets.Layout(width="170px"),
+            tooltip="threshold flagging 95% of the OOD points"))
+        self.outline = c("outline", widgets.Checkbox(value=False, description="outline missed OOD", indent=False,
+                                                     layout=widgets.Layout(width="170px")))
         self.readout = widgets.HTML()
         self.selection_info = widgets.HTML("<i>box/lasso points on the map to see what they are</i>")
 
@@ -167,37 +167,22 @@ class OODLens:
         self.snap_ood.on_click(lambda _: self.snap("ood-positive"))
         self.outline.observe(lambda ch: self._update_outline(), names="value")
         self.view.on_select(self._on_select)
-
-        side = widgets.VBox([self.roc, self.hist])
-        rows = [
-            widgets.HBox([self.detector_select, self.set_select,
-                          widgets.Label("ROC axes", layout=widgets.Layout(margin="0 6px 0 16px")),
-                          self.convention_toggle]),
-            widgets.HBox([self.slider, self.threshold_label, self.snap_id, self.snap_ood, self.outline]),
+        self._set_root(
+            row(self.detector_select, self.set_select,
+                widgets.Label("ROC axes", layout=widgets.Layout(margin="0 6px 0 16px")), self.convention_toggle),
+            row(self.slider, self.threshold_label, self.snap_id, self.snap_ood, self.outline),
             self.readout,
-            widgets.HBox([self.view.widget, side]),
-        ]
-        bottom = [self.selection_info]
-        if self.landing is not None:
-            bottom.insert(0, self.landing)
-        rows.append(widgets.HBox(bottom))
-        self.widget = widgets.VBox(rows)
-        self._refresh_readout()
+            row(panel(self.view.widget, basis="560px", grow=2), panel(self.roc, self.hist, basis="380px"),
+                align="flex-start"),
+            row(panel(self.landing, basis="480px") if self.landing is not None else None,
+                panel(self.selection_info, basis="320px"), align="flex-start"),
+        )
 
     # ------------------------------------------------------------------ data helpers
     def _pair(self):
-        """(ID scores, OOD scores) of the current detector and OOD set (pooled when None)."""
-        s = to_numpy(self.map.scores[self.detector]).astype(float)
-        si = to_numpy(self.map.set_index)
-        ood = si > 0 if self.ood_set is None else si == self.map.set_names.index(self.ood_set)
-        return s[si == 0], s[ood]
-
-    @staticmethod
-    def _threshold_grid(scores) -> np.ndarray:
-        """Every distinct threshold the data allows: just below the smallest score (flag every
-        point), then each distinct score (flag the points above it)."""
-        u = np.unique(np.asarray(scores, dtype=float))
-        return np.concatenate([[np.nextafter(u[0], -np.inf)], u])
+        """(ID scores, OOD scores) of the current detector and OOD set, as float arrays."""
+        s_id, s_ood = self.map.score_pair(self.detector, self.ood_set)
+        return to_numpy(s_id).astype(float), to_numpy(s_ood).astype(float)
 
     def _index_of(self, t: float) -> int:
         """Slider position whose threshold flags the same points as ``t``."""
@@ -208,18 +193,13 @@ class OODLens:
     def set_detector(self, name: str):
         """Show detector ``name``: colours, slider range, ROC, histograms (threshold reset to
         the FPR@95 point of the current convention)."""
-        if name not in self.map.scores:
-            raise ValueError(f"unknown detector {name!r}; valid: {', '.join(self.map.scores)}")
+        self.map.score_pair(name)  # checks the name
         self.detector = name
-        scores = to_numpy(self.map.scores[name]).astype(float)
-        self.view.register_color(SCORE, scores, categorical=False)
-        data = histogram_data(self.map.set_scores(name))
-        with self.hist.batch_update():
-            for tr, x in zip(self.hist.data, data["x"]):
-                tr.x = x
-                tr.xbins = data["xbins"]
-            self.hist.layout.xaxis.title.text = histogram_axis_title(f"{name} score", data)
-        self._grid = self._threshold_grid(scores)
+        self.view.register_color(SCORE, to_numpy(self.map.scores[name]).astype(float), categorical=False)
+        updates, axis_title = histogram_patch(self.map.set_scores(name), score_name=f"{name} score")
+        patch(self.hist, updates)
+        self.hist.layout.xaxis.title.text = axis_title
+        self._grid = self.map.thresholds(name).numpy()
         self._syncing = True
         try:
             self.slider.max = len(self._grid) - 1
@@ -233,8 +213,7 @@ class OODLens:
 
     def set_ood_set(self, name: str | None):
         """Rates and ROC against one OOD set (None: all pooled)."""
-        if name is not None and name not in self.map.set_names[1:]:
-            raise ValueError(f"unknown OOD set {name!r}; valid: {', '.join(self.map.set_names[1:])}")
+        self.map.score_pair(self.detector, name)  # checks the name
         self.ood_set = name
         if self.set_select.value != (name or ALL):
             self.set_select.value = name or ALL
@@ -271,20 +250,14 @@ class OODLens:
             self._syncing = False
         s_id, s_ood = self._pair()
         fpr, tpr = roc_point(s_id, s_ood, self.threshold, self.convention)
-        with self.roc.batch_update():
-            self.roc.data[3].x, self.roc.data[3].y = [fpr], [tpr]
+        patch(self.roc, {RocTrace.THRESHOLD: dict(x=[fpr], y=[tpr])})
         with self.hist.batch_update():
-            self.hist.layout.shapes[0].x0 = self.threshold
-            self.hist.layout.shapes[0].x1 = self.threshold
-            self.hist.layout.annotations[0].x = self.threshold
+            self.hist.layout.shapes[THRESHOLD_SHAPE].update(x0=self.threshold, x1=self.threshold)
+            self.hist.layout.annotations[THRESHOLD_ANNOTATION].x = self.threshold
         self.view.register_color(OUTCOME, to_numpy(self.map.outcome(self.detector, self.threshold)),
                                  categorical=True, legend_names=dict(enumerate(OODMap.OUTCOMES)))
         if self.landing is not None:
-            land = self.map.landing(self.detector, self.threshold, self.ood_set)
-            with self.landing.batch_update():
-                self.landing.data[0].y = to_numpy(land["caught"])
-                self.landing.data[1].y = to_numpy(land["missed"])
-                self.landing.data[0].customdata = self.landing.data[1].customdata = to_numpy(land["mean_cosine"])
+            patch(self.landing, landing_patch(self.map.landing(self.detector, self.threshold, self.ood_set)))
         self._update_outline()
         self._refresh_readout()
         if len(self.view.selected):
@@ -318,23 +291,14 @@ class OODLens:
     def _update_curve(self):
         s_id, s_ood = self._pair()
         c = roc_curve(s_id, s_ood, convention=self.convention)
-        fpr, tpr = to_numpy(c.fpr), to_numpy(c.tpr)
-        j = int(np.argmax(tpr >= 0.95))
-        axes = {"id-positive": ("FPR: OOD accepted as ID", "TPR: ID kept"),
-                "ood-positive": ("FPR: ID flagged as OOD", "TPR: OOD flagged")}[self.convention]
+        patch(self.roc, roc_curve_patch(c, self.detector))
         with self.roc.batch_update():
-            self.roc.data[0].x, self.roc.data[0].y = fpr, tpr
-            self.roc.data[0].name = f"{self.detector} (AUROC {c.auroc:.3f})"
-            self.roc.data[2].x, self.roc.data[2].y = [fpr[j]], [tpr[j]]
-            self.roc.data[2].name = f"FPR@95% ({self.convention})"
-            self.roc.data[2].text = [f"FPR@95%: {fpr[j]:.3f}"]
-            self.roc.layout.xaxis.title.text, self.roc.layout.yaxis.title.text = axes
+            self.roc.layout.xaxis.title.text, self.roc.layout.yaxis.title.text = ROC_AXES[self.convention]
             self.roc.layout.title.text = f"ROC ({self.convention}) vs {self.ood_set or ALL}"
 
     def _update_outline(self):
         if self.outline.value:
-            miss = np.flatnonzero(to_numpy(self.map.outcome(self.detector, self.threshold)) == 3)
-            self.view.highlight(miss)
+            self.view.highlight(np.flatnonzero(to_numpy(self.map.outcome(self.detector, self.threshold)) == 3))
         else:
             self.view.highlight([])
 
@@ -356,32 +320,16 @@ class OODLens:
         )
 
     def _on_select(self, idx):
-        idx = np.asarray(idx, dtype=int)
-        if idx.size == 0:
+        if len(idx) == 0:
             self.selection_info.value = "<i>box/lasso points on the map to see what they are</i>"
             return
-        si = to_numpy(self.map.set_index)[idx]
-        out = to_numpy(self.map.outcome(self.detector, self.threshold))[idx]
-        sc = to_numpy(self.map.scores[self.detector])[idx]
-        parts = [f"<b>{idx.size} selected</b> · mean {html.escape(self.detector)} score {sc.mean():.4g}"]
-        for k, name in enumerate(self.map.set_names):
-            n = int((si == k).sum())
-            if n:
-                parts.append(f"{html.escape(name)}: {n}")
-        for k, name in enumerate(OODMap.OUTCOMES):
-            n = int((out == k).sum())
-            if n:
-                parts.append(f"{name}: {n}")
-        if self.map.nearest_proto is not None and self.map.proto_class is not None:
-            cls = to_numpy(self.map.proto_class)[to_numpy(self.map.nearest_proto)[idx]]
-            vals, counts = np.unique(cls, return_counts=True)
-            top = ", ".join(f"{v}: {c}" for v, c in sorted(zip(vals, counts), key=lambda t: -t[1])[:4])
+        d = self.map.describe(idx, self.detector, self.threshold)
+        parts = [f"<b>{d['n']} selected</b> · mean {html.escape(self.detector)} score {d['mean_score']:.4g}"]
+        parts += [f"{html.escape(k)}: {v}" for k, v in {**d["per_set"], **d["per_outcome"]}.items()]
+        if "nearest_class" in d:
+            top = ", ".join(f"{k}: {v}" for k, v in list(d["nearest_class"].items())[:4])
             parts.append(f"nearest-prototype class {top}")
         self.selection_info.value = "<div style='font-family:sans-serif;font-size:13px'>" + "<br>".join(parts) + "</div>"
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         return (f"OODLens({self.detector!r}, threshold={self.threshold:.4g}, {self.convention}, "

@@ -12,8 +12,10 @@ What it shows, for a method with prototypes (PALM):
   (Procrustes), so points and prototypes move smoothly while assignments form, duplicate or die;
   a panel counts dead and duplicate prototypes and the mean purity per snapshot.
 
-Everything is computed up front by ``wb.analyses`` (``prototype_evolution``,
-``aligned_projections``); the controls only swap trace data in place.
+Everything is computed up front by ONE analysis, ``wb.analyses.prototype_maps`` (pass its
+``PrototypeMaps`` result, or the method, model and data for the view to call it); the controls
+only patch trace data in place (``wb.viz.prototypes``: ``ProtoMapTrace``, ``prototype_map_patch``,
+``occupancy_patch``).
 """
 
 from __future__ import annotations
@@ -24,34 +26,39 @@ import struct
 import numpy as np
 
 from .._optional import require
-from ..viz._common import to_numpy
+from ..viz._common import patch, to_numpy
 from ..viz.embedding import png_bytes
 from ..viz.prototypes import (
-    _proto_hover,
-    edge_segments,
+    EVOLUTION_STEP_SHAPE,
+    ProtoMapTrace,
     gallery_array,
     occupancy_bars,
-    proto_marker,
+    occupancy_patch,
     prototype_evolution,
     prototype_map,
+    prototype_map_patch,
 )
-from ._figure import bundle, figure_widget
+from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["PrototypeView"]
 
 
-class PrototypeView:
+def _is_maps(obj) -> bool:
+    return all(hasattr(obj, a) for a in ("coords", "proto_coords", "assignments", "names"))
+
+
+class PrototypeView(View):
     """Prototypes, assignments and their evolution (see the module docstring).
 
     Parameters
     ----------
     method: a prototype method (``wb.methods.PALM``) with ``embed``, ``prototypes``,
-        ``proto_class``.
+        ``proto_class``; or a ``PrototypeMaps`` (``wb.analyses.prototype_maps``) computed before.
     model: the trained model (needed when there are no snapshots).
-    data: the labelled Dataset to show (with snapshots: the probe set they embedded).
+    data: the labelled Dataset to show (with snapshots: the probe set they embedded); image data
+        adds the gallery.
     snapshots: ``history.snapshots`` (or the History) recorded with ``Snapshots(every=k,
         embed=data, embed_fn=method.embed, method_state=True)``; None shows the current state.
     projection: ``"pca"`` (default, fast), ``"umap"`` or ``"tsne"``.
@@ -73,99 +80,79 @@ class PrototypeView:
         height: int = 520,
         gallery_scale: int = 5,
     ):
-        from ..analyses.embedding import aligned_projections, embed, project
-        from ..analyses.prototypes import _check_proto_method, _method_options, assignments_from
-        from ..analyses.prototypes import prototype_evolution as _evolution
+        super().__init__()
+        if _is_maps(method):
+            maps, self.method = method, None
+        else:
+            from ..analyses.prototypes import prototype_maps
 
-        _check_proto_method(method)
-        if data is None:
-            raise ValueError("pass data= (the labelled Dataset whose samples to show)")
-        if hasattr(snapshots, "snapshots") and not hasattr(snapshots, "embeddings"):
-            snapshots = snapshots.snapshots  # a History
-        self.method, self.data, self.top, self.n_gallery = method, data, int(top), int(n_gallery)
+            maps = prototype_maps(method, model, data, snapshots=snapshots, projection=projection, seed=seed)
+            self.method = method
+        self.maps, self.data, self.top, self.n_gallery = maps, data, int(top), int(n_gallery)
         self.class_names = class_names if class_names is not None else getattr(data, "classes", None)
         self._gallery_scale = int(gallery_scale)
-        if snapshots is not None:
-            self.evolution = _evolution(snapshots, method, data)
-            aligned = aligned_projections(snapshots, projection, seed=seed)
-            self.assignments = list(self.evolution.per_snapshot)
-            self.coords = [aligned.coords[i].numpy() for i in range(len(aligned))]
-            self.proto_coords = [
-                aligned.transform(i, self.evolution.prototypes[i]).numpy() for i in range(len(aligned))
-            ]
-            self.names = list(aligned.names)
-        else:
-            if model is None:
-                raise ValueError("without snapshots, pass the trained model to embed the data")
-            z = embed(model, data, fn=method.embed)
-            a = assignments_from(z, method.prototypes, method.proto_class, data.y, **_method_options(method))
-            proj = project(z, projection, seed=seed)
-            self.evolution = None
-            self.assignments = [a]
-            self.coords = [proj.coords.numpy()]
-            self.proto_coords = [proj.transform(method.prototypes).numpy()]
-            self.names = ["now"]
-        x = to_numpy(data.x)
-        self._images = x if getattr(data, "kind", None) == "image" else None
+        self.evolution = maps.evolution
+        self.assignments = list(maps.assignments)
+        self.coords = [c.numpy() for c in maps.coords]
+        self.proto_coords = [c.numpy() for c in maps.proto_coords]
+        self.names = list(maps.names)
+        self._images = to_numpy(data.x) if data is not None and getattr(data, "kind", None) == "image" else None
         self.index = len(self.assignments) - 1
         a = self.assignments[self.index]
 
-        map_fig = prototype_map(
+        self.map = self._add_figure("map", prototype_map(
             a, self.coords[self.index], self.proto_coords[self.index], top=self.top,
             class_names=self.class_names, height=height,
-            title=f"Prototypes in the embedding map ({projection})",
-        )
-        map_fig.update_layout(width=640)
-        self.map = figure_widget(map_fig)
-        bars = occupancy_bars(a, class_names=self.class_names, height=300)
-        bars.update_layout(width=560)
-        self.bars = figure_widget(bars)
-        self._points, self._edges, self._protos = self.map.data[0], self.map.data[1], self.map.data[2]
-        self._protos.on_click(self._on_proto_click)
+            title=f"Prototypes in the embedding map ({maps.projection})",
+        ))
+        self.bars = self._add_figure("bars", occupancy_bars(a, class_names=self.class_names, height=300))
+        self.map.data[ProtoMapTrace.PROTOTYPES].on_click(self._on_proto_click)
         self.curves = None
         if self.evolution is not None and len(self.assignments) > 1:
-            fig = prototype_evolution(self.evolution, height=300)
-            fig.update_layout(width=560, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                              margin=dict(r=60))
-            step = float(self.evolution.steps[self.index])
-            fig.add_vline(x=step, line=dict(color="#444", width=1, dash="dash"))
-            self.curves = figure_widget(fig)
+            self.curves = self._add_figure("curves", prototype_evolution(
+                self.evolution, current=float(self.evolution.steps[self.index]), height=300))
         self._build_controls()
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self):
         t = len(self.assignments)
         self.status = widgets.HTML(self._status_text())
-        self.slider = widgets.IntSlider(value=self.index, min=0, max=max(t - 1, 0), description="snapshot",
-                                        continuous_update=True, layout=widgets.Layout(width="420px"))
+        self.slider = widgets.IntSlider(
+            value=self.index, min=0, max=max(t - 1, 0), description="snapshot", continuous_update=True,
+            layout=widgets.Layout(width="420px", max_width="100%"))
         self.play = widgets.Play(value=self.index, min=0, max=max(t - 1, 0), interval=500)
+        if t > 1:  # a slider only when there are snapshots to step through
+            self._add_control("snapshot", self.slider)
+            self._add_control("play", self.play)
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.slider.observe(lambda ch: self.set_snapshot(ch["new"]), names="value")
-        right = [self.bars]
-        if self.curves is not None:
-            right.append(self.curves)
-        parts = [widgets.HBox([self.map, widgets.VBox(right)])]
-        if t > 1:
-            parts.append(widgets.HBox([self.play, self.slider]))
-        parts.append(self.status)
         self.gallery = None
+        gallery = None
         if self._images is not None:
-            classes = sorted({int(c) for c in to_numpy(self.method.proto_class)})
-            opts = [(f"class {self.class_names[c] if self.class_names else c}", c) for c in classes]
-            self.class_select = widgets.Dropdown(options=opts, value=classes[0], description="gallery",
-                                                 layout=widgets.Layout(width="220px"))
-            self.class_select.observe(lambda ch: self._update_gallery(), names="value")
-            self.gallery = widgets.Image(format="png")
-            self.gallery_caption = widgets.HTML()
-            self.gallery_rows = widgets.VBox(layout=widgets.Layout(width="190px"))
-            self._update_gallery()
-            parts.append(widgets.VBox([
-                widgets.HTML("<b>This looks like that</b>: each row is one prototype of the class, "
-                             "followed by its nearest real samples (most similar first)."),
-                widgets.HBox([self.class_select, self.gallery_caption]),
-                widgets.HBox([self.gallery_rows, self.gallery]),
-            ]))
-        self.widget = widgets.VBox(parts)
+            gallery = self._build_gallery()
+        self._set_root(
+            row(panel(self.map, basis="560px"), panel(self.bars, self.curves, basis="440px"), align="flex-start"),
+            row(self.play, self.slider) if t > 1 else None,
+            self.status,
+            gallery,
+        )
+
+    def _build_gallery(self):
+        classes = sorted({int(c) for c in to_numpy(self.maps.proto_class)})
+        opts = [(f"class {self.class_names[c] if self.class_names else c}", c) for c in classes]
+        self.class_select = self._add_control("gallery class", widgets.Dropdown(
+            options=opts, value=classes[0], description="gallery", layout=widgets.Layout(width="220px")))
+        self.class_select.observe(lambda ch: self._update_gallery(), names="value")
+        self.gallery = widgets.Image(format="png")
+        self.gallery_caption = widgets.HTML()
+        self.gallery_rows = widgets.VBox(layout=widgets.Layout(width="190px"))
+        self._update_gallery()
+        return widgets.VBox([
+            widgets.HTML("<b>This looks like that</b>: each row is one prototype of the class, "
+                         "followed by its nearest real samples (most similar first)."),
+            row(self.class_select, self.gallery_caption),
+            row(self.gallery_rows, self.gallery, wrap=False, align="flex-start"),
+        ])
 
     def _status_text(self) -> str:
         a = self.assignments[self.index]
@@ -186,24 +173,13 @@ class PrototypeView:
         i = i % self.n_snapshots
         self.index = i
         a = self.assignments[i]
-        xy, pxy = self.coords[i], self.proto_coords[i]
-        ex, ey = edge_segments(xy, pxy, a.weights, self.top)
-        new_bars = occupancy_bars(a, class_names=self.class_names)
-        with self.map.batch_update():
-            self._points.x, self._points.y = xy[:, 0], xy[:, 1]
-            self._edges.x, self._edges.y = ex, ey
-            self._protos.x, self._protos.y = pxy[:, 0], pxy[:, 1]
-            self._protos.marker.update(proto_marker(a.proto_class, a.counts))
-            self._protos.hovertext = _proto_hover(a.proto_class, a.counts, a.purity, a.redundancy,
-                                                  self.class_names)
-        with self.bars.batch_update():
-            self.bars.data[0].y = new_bars.data[0].y
-            self.bars.data[0].marker.color = new_bars.data[0].marker.color
+        patch(self.map, prototype_map_patch(a, self.coords[i], self.proto_coords[i], top=self.top,
+                                            class_names=self.class_names))
+        patch(self.bars, occupancy_patch(a))
         if self.curves is not None:
             step = float(self.evolution.steps[i])
             with self.curves.batch_update():
-                self.curves.layout.shapes[0].x0 = step
-                self.curves.layout.shapes[0].x1 = step
+                self.curves.layout.shapes[EVOLUTION_STEP_SHAPE].update(x0=step, x1=step)
         self.status.value = self._status_text()
         if self.gallery is not None:
             self._update_gallery()
@@ -243,10 +219,6 @@ class PrototypeView:
         if points.point_inds and self.gallery is not None:
             j = points.point_inds[0]
             self.class_select.value = int(self.assignments[self.index].proto_class[j])
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         a = self.assignments[self.index]

@@ -12,7 +12,9 @@ along t (x_t over x̂0), with the current frame outlined.
 Controls: a frame slider with a play button, x_t / x̂0 toggle, score-field checkbox, a text box of
 trail indices. Everything updates the traces of one ``FigureWidget`` in place inside
 ``batch_update()``; the figures are ``wb.viz.trajectory`` / ``trajectory_pair`` /
-``image_frames``. State for tests and scripts: ``frame``, ``show``, ``trails``, ``set_frame``,
+``image_frames``, and what a new frame writes into them comes from the same module
+(``trajectory_slots`` + ``panel_arrays`` / ``panel_patch``, ``image_slots`` + ``image_mosaic``,
+``strip_marker``). State for tests and scripts: ``frame``, ``show``, ``trails``, ``set_frame``,
 ``set_show``, ``set_trails``, ``toggle_trail``, ``figure``, ``widget``.
 """
 
@@ -23,15 +25,15 @@ import numpy as np
 from .._optional import require
 from ..analyses.diffusion import Trajectory, matching_frames
 from ..viz import diffusion as vd
-from ._figure import bundle, figure_widget
+from ..viz._common import patch
+from ._view import View, row
 
 widgets = require("ipywidgets", "interactive views")
-go = require("plotly.graph_objects", "interactive views")
 
 __all__ = ["TrajectoryView"]
 
 
-class TrajectoryView:
+class TrajectoryView(View):
     """Interactive reverse-process viewer (see the module docstring).
 
     Parameters
@@ -51,6 +53,7 @@ class TrajectoryView:
                  field=None, student_field=None, data=None, trails=5, show: str = "x",
                  names=("teacher", "student"), n_images: int = 16, image_index: int = 0, strip: int = 10,
                  frame: int | None = None, vrange=(-1.0, 1.0)):
+        super().__init__()
         if not isinstance(traj, Trajectory):
             raise TypeError(f"traj must be a Trajectory (wb.analyses.sample_trajectory), got {type(traj).__name__}")
         if student is not None and not isinstance(student, Trajectory):
@@ -64,7 +67,7 @@ class TrajectoryView:
         if not self.images and traj.flat.shape[-1] != 2:
             raise ValueError(f"TrajectoryView draws 2-D points or images; samples have shape {traj.sample_shape}")
         self.flags, self.student_flags = flags, student_flags
-        self._data = data
+        self.data_ = data
         self.field, self.student_field = field, student_field
         self.names = tuple(names)
         self.show = show
@@ -76,10 +79,12 @@ class TrajectoryView:
         self._match = matching_frames(traj, student).numpy() if student is not None else None
         self.frame = traj.n_frames - 1 if frame is None else range(traj.n_frames)[frame]
         self.show_field = field is not None
-        self.figure = figure_widget(self._static_figure())
+        self._add_figure("frames", self._static_figure())
         self._index_traces()
         self._build_controls()
-        self._wire_clicks()
+        if not self.images:
+            for i in self._slots[0]["points"]:
+                self.figure.data[i].on_click(self._on_click)
 
     # ------------------------------------------------------------------ figure
     def _static_figure(self):
@@ -95,56 +100,49 @@ class TrajectoryView:
                                   right_flags=self.student_flags, trails=self.trails, field=self.field,
                                   right_field=self.student_field, data=self.data_, names=self.names)
 
-    @property
-    def data_(self):
-        return getattr(self, "_data", None)
-
     def _student_frame(self):
         return None if self._match is None else int(self._match[self.frame])
 
     def _index_traces(self):
-        """Remember which traces hold what, per panel, in the order the viz builder made them."""
-        data = list(self.figure.data)
-        self._panels = []
+        """The viz module's names for the traces this view patches (per panel)."""
+        data = self.figure.data
+        pair = self.student is not None
         if self.images:
-            self._mosaics = [data[0]] + ([data[1]] if self.student is not None else [])
-            self._strip = data[-1]
-            self._strip_frames = vd.strip_frames(self.traj, self.strip)
-            self._update_strip_marker()
+            self._slots = vd.image_slots(pair)
+            self._mosaics = [data[i] for i in self._slots["mosaics"]]
+            self._panels = []
             return
-        i = 0
-        panel_flags = [self.flags] + ([self.student_flags] if self.student is not None else [])
-        for fl in panel_flags:
-            if i < len(data) and data[i].name == "data":
-                i += 1
-            k = 1 if fl is None else 3
-            self._panels.append(dict(points=data[i:i + k], trails=data[i + k], field=data[i + k + 1]))
-            i += k + 2
+        self._slots = vd.trajectory_slots(self.flags, self.student_flags, self.data_, pair=pair)
+        self._panels = [dict(points=[data[i] for i in s["points"]], trails=data[s["trails"]], field=data[s["field"]])
+                        for s in self._slots]
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self):
         T = self.traj.n_frames
-        self.slider = widgets.IntSlider(value=self.frame, min=0, max=T - 1, description="frame",
-                                        continuous_update=True, layout=widgets.Layout(width="460px"))
-        self.play = widgets.Play(value=self.frame, min=0, max=T - 1, interval=120, step=max(1, T // 60))
+        self.slider = self._add_control("frame", widgets.IntSlider(
+            value=self.frame, min=0, max=T - 1, description="frame", continuous_update=True,
+            layout=widgets.Layout(width="460px", max_width="100%")))
+        self.play = self._add_control("play", widgets.Play(value=self.frame, min=0, max=T - 1, interval=120,
+                                                           step=max(1, T // 60)))
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.slider.observe(lambda ch: self.set_frame(ch["new"]), names="value")
-        self.show_toggle = widgets.ToggleButtons(options=[("x_t", "x"), ("x̂0", "x0")], value=self.show,
-                                                 description="show", style={"button_width": "56px"})
+        self.show_toggle = self._add_control("show", widgets.ToggleButtons(
+            options=[("x_t", "x"), ("x̂0", "x0")], value=self.show, description="show",
+            style={"button_width": "56px"}))
         self.show_toggle.observe(lambda ch: self.set_show(ch["new"]), names="value")
-        self.field_box = widgets.Checkbox(value=self.show_field, description="score field", indent=False,
-                                          disabled=self.field is None and self.student_field is None,
-                                          layout=widgets.Layout(width="120px"))
+        self.field_box = self._add_control("score field", widgets.Checkbox(
+            value=self.show_field, description="score field", indent=False,
+            disabled=self.field is None and self.student_field is None, layout=widgets.Layout(width="120px")))
         self.field_box.observe(lambda ch: self.set_field_visible(ch["new"]), names="value")
-        self.trail_text = widgets.Text(value=", ".join(map(str, self.trails)), description="trails",
-                                       placeholder="sample indices, e.g. 0, 5, 17 (or click points)",
-                                       continuous_update=False, layout=widgets.Layout(width="360px"),
-                                       disabled=self.images)
+        self.trail_text = self._add_control("trails", widgets.Text(
+            value=", ".join(map(str, self.trails)), description="trails",
+            placeholder="sample indices, e.g. 0, 5, 17 (or click points)", continuous_update=False,
+            layout=widgets.Layout(width="360px", max_width="100%"), disabled=self.images))
         self.trail_text.observe(self._on_trail_text, names="value")
         self.label = widgets.HTML(self._label_text())
-        row1 = widgets.HBox([self.play, self.slider, self.label])
-        row2 = widgets.HBox([self.show_toggle] + ([] if self.images else [self.field_box, self.trail_text]))
-        self.widget = widgets.VBox([row1, row2, self.figure])
+        self._set_root(row(self.play, self.slider, self.label),
+                       row(self.show_toggle, *([] if self.images else [self.field_box, self.trail_text])),
+                       self.figure)
 
     def _label_text(self):
         t = int(self.traj.timesteps[self.frame])
@@ -153,12 +151,6 @@ class TrajectoryView:
             sf = self._student_frame()
             s += f" · {self.names[1]} step {int(self.student.step_index[sf])}/{self.student.steps}"
         return s
-
-    def _wire_clicks(self):
-        if self.images:
-            return
-        for tr in self._panels[0]["points"]:
-            tr.on_click(self._on_click)
 
     # ------------------------------------------------------------------ state changes
     def set_frame(self, i: int):
@@ -222,74 +214,32 @@ class TrajectoryView:
             self.toggle_trail(int(cd[i]) if cd is not None else int(i))
 
     # ------------------------------------------------------------------ drawing
-    def _panel_arrays(self, traj, frame, flags, field):
-        pts = vd.frame_points(traj, frame, self.show)
-        f = vd._flags(flags, traj.n)
-        groups = [np.arange(traj.n)] if f is None else [np.nonzero(f == c)[0] for c in range(3)]
-        tx, ty = vd.trail_xy(traj, self.trails, frame, self.show)
-        t = int(traj.timesteps[frame])
-        if self.show_field and field is not None and t >= 0:
-            ax, ay = vd.arrows_xy(field, field.at(t))
-        else:
-            ax, ay = np.array([]), np.array([])
-        return pts, groups, (tx, ty), (ax, ay)
+    def _shown(self):
+        """(trajectory, frame, flags, field, name) of every panel at the current frame."""
+        out = [(self.traj, self.frame, self.flags, self.field, self.names[0])]
+        if self.student is not None:
+            out.append((self.student, self._student_frame(), self.student_flags, self.student_field, self.names[1]))
+        return out
 
     def _redraw(self):
-        with self.figure.batch_update():
+        fig = self.figure
+        titles = [vd.frame_title(tr, fr, f"{nm}: ") for tr, fr, _, _, nm in self._shown()]
+        with fig.batch_update():
             if self.images:
-                self._redraw_images()
+                for i, (tr, fr, *_rest) in zip(self._slots["mosaics"], self._shown()):
+                    fig.data[i].z = vd.image_mosaic(tr, fr, self.show, self.n_images)
+                fig.layout.shapes[vd.STRIP_SHAPE].update(
+                    vd.strip_marker(self.traj, self.frame, self.strip, pair=self.student is not None))
             else:
-                panels = [(self.traj, self.frame, self.flags, self.field)]
-                if self.student is not None:
-                    panels.append((self.student, self._student_frame(), self.student_flags, self.student_field))
-                for p, (tr, fr, fl, fd) in zip(self._panels, panels):
-                    pts, groups, (tx, ty), (ax, ay) = self._panel_arrays(tr, fr, fl, fd)
-                    for trace, g in zip(p["points"], groups):
-                        trace.x, trace.y = pts[g, 0], pts[g, 1]
-                    p["trails"].x, p["trails"].y = tx, ty
-                    p["field"].x, p["field"].y = ax, ay
-                titles = [vd._frame_title(self.traj, self.frame, f"{self.names[0]}: ")]
-                if self.student is not None:
-                    titles.append(vd._frame_title(self.student, self._student_frame(), f"{self.names[1]}: "))
-                if self.student is None:
-                    self.figure.layout.title.text = titles[0]
-                else:
-                    for ann, txt in zip(self.figure.layout.annotations, titles):
-                        ann.text = txt
+                for slots, (tr, fr, fl, fd, _) in zip(self._slots, self._shown()):
+                    arrays = vd.panel_arrays(tr, fr, self.show, fl, self.trails, fd if self.show_field else None)
+                    patch(fig, vd.panel_patch(slots, arrays))
+            if self.student is None and not self.images:
+                fig.layout.title.text = titles[0]
+            else:
+                for ann, txt in zip(fig.layout.annotations, titles):
+                    ann.text = txt
         self.label.value = self._label_text()
-
-    def _redraw_images(self):
-        src = self.traj.x if self.show == "x" else self.traj.x0_pred
-        self._mosaics[0].z = vd.heatmap_z(vd.mosaic(src[self.frame, :self.n_images]))
-        titles = [vd._frame_title(self.traj, self.frame, f"{self.names[0]}: ")]
-        if self.student is not None:
-            sf = self._student_frame()
-            ssrc = self.student.x if self.show == "x" else self.student.x0_pred
-            self._mosaics[1].z = vd.heatmap_z(vd.mosaic(ssrc[sf, :self.n_images]))
-            titles.append(vd._frame_title(self.student, sf, f"{self.names[1]}: "))
-        for ann, txt in zip(self.figure.layout.annotations, titles):
-            ann.text = txt
-        self._update_strip_marker()
-
-    def _update_strip_marker(self):
-        """Outline the strip column nearest the current frame (a layout shape, moved in place)."""
-        fr = self._strip_frames
-        col = int(np.abs(fr - self.frame).argmin())
-        h, w = self.traj.sample_shape[-2:]
-        x0, x1 = col * (w + 1) - 0.5, col * (w + 1) + w - 0.5
-        y1 = 2 * (h + 1) - 1 - 0.5
-        xref = "x3" if self.student is not None else "x2"
-        yref = "y3" if self.student is not None else "y2"
-        shape = dict(type="rect", xref=xref, yref=yref, x0=x0, x1=x1, y0=-0.5, y1=y1,
-                     line=dict(color="#E45756", width=2))
-        if len(self.figure.layout.shapes):
-            self.figure.layout.shapes[0].update(shape)
-        else:
-            self.figure.add_shape(**shape)
-
-    # ------------------------------------------------------------------ display
-    def _repr_mimebundle_(self, **kwargs):
-        return bundle(self.widget, **kwargs)
 
     def __repr__(self) -> str:
         kind = "images" if self.images else "2-D points"
