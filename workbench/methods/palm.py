@@ -75,6 +75,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_number
 from ._heads import HeadMixin
 from .augment import get_augmentation
 from .base import Method
@@ -174,8 +175,7 @@ class PALM(HeadMixin, Method):
                 raise ValueError(f"{name} must be positive, got {v!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if lambda_proto < 0:
-            raise ValueError(f"lambda_proto must be >= 0, got {lambda_proto!r}")
+        check_number(lambda_proto, "lambda_proto", min=0, hint="the weight λ of the prototype-contrastive loss, e.g. 1.0")
         if sinkhorn not in SINKHORN_MODES:
             raise ValueError(f"unknown sinkhorn mode {sinkhorn!r}; valid: {', '.join(SINKHORN_MODES)}")
         if mle not in MLE_FORMS:

@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
 from .base import Method
 from .kd import freeze
 
@@ -75,6 +76,9 @@ class L2BottleneckHead(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 256, bottleneck: int = 64, out_dim: int = 1024,
                  n_layers: int = 3):
         super().__init__()
+        for name, v in (("in_dim", in_dim), ("hidden", hidden), ("bottleneck", bottleneck),
+                        ("out_dim", out_dim), ("n_layers", n_layers)):
+            check_int(v, name, min=1)
         layers: list[nn.Module] = []
         d = in_dim
         for _ in range(n_layers - 1):
@@ -101,7 +105,10 @@ def interpolate_init(teacher: nn.Module, fresh: nn.Module, locality: float) -> n
     ``fresh`` must have the same architecture (a fresh initialisation); buffers come from the
     teacher. ``locality`` α = 0 gives the teacher itself, 1 the fresh network.
     """
-    a = float(locality)
+    a = _check_locality(locality)
+    for name, net in (("teacher", teacher), ("fresh", fresh)):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{name} must be an nn.Module, got {type(net).__name__}")
     delta = math.sqrt(a * a + (1 - a) * (1 - a))
     out = copy.deepcopy(teacher)
     pt, pf = dict(teacher.named_parameters()), dict(fresh.named_parameters())
