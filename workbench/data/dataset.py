@@ -241,13 +241,15 @@ class Dataset:
             raise TypeError(f"index must be integer indices, a boolean mask or a slice, got {type(index).__name__}: {err}") from None
         if index.ndim != 1:
             raise ValueError(f"index must be one-dimensional (indices or a mask of shape ({n},)), got shape {tuple(index.shape)}")
+        if index.numel() == 0:
+            raise ValueError("the selection is empty; select at least one sample")
         if index.dtype == torch.bool:
             if index.shape != (n,):
                 raise ValueError(f"a boolean mask must have shape ({n},), got {tuple(index.shape)}")
             index = index.nonzero().flatten()
         elif index.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
             raise TypeError(f"index must hold integers or booleans, got {index.dtype}")
-        if index.numel() == 0:
+        if index.numel() == 0:  # an all-False mask
             raise ValueError("the selection is empty; select at least one sample")
         bad = (index < -n) | (index >= n)
         if bool(bad.any()):

@@ -172,7 +172,8 @@ class Detector:
     def _features_of(self, source, data) -> Features:
         if isinstance(data, Features):
             return data
-        return self._bank(source).features(as_dataset(data))
+        data = as_dataset(data)
+        return self._bank(source).features(data)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, source, data=None):
