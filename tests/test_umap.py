@@ -17,6 +17,9 @@ from workbench.analyses import aligned_projections, project
 
 N_PER, D, K = 40, 8, 3
 
+# AlignedUMAP fits with our random_state and says so for every item
+pytestmark = pytest.mark.filterwarnings("ignore:n_jobs value 1 overridden:UserWarning")
+
 
 def _blobs(n_per=N_PER, seed=0):
     """K well-separated Gaussian clusters in D dimensions: (K·n_per, D) points and their labels."""
