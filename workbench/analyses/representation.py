@@ -277,6 +277,8 @@ def silhouette(z, y, *, metric: str = "cosine", max_points: int = 3000, seed: in
     """Silhouette score of the labels in the embedding (scikit-learn), -1 labels skipped."""
     from sklearn.metrics import silhouette_score
 
+    check_int(max_points, "max_points", min=3, hint="the size of the seeded subsample")
+    check_seed(seed)
     a = _float(_t(z)).numpy()
     yl = _labels(y, a.shape[0]).numpy()
     keep = yl >= 0

@@ -18,15 +18,20 @@ KINDS = ("points", "vector", "image", "signal")
 def _as_tensor(a, what: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a
-    if isinstance(a, np.ndarray):
-        if a.dtype == object:
-            raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric array")
-        return torch.from_numpy(np.ascontiguousarray(a))
     if isinstance(a, (list, tuple)):
         try:
-            return torch.as_tensor(np.asarray(a))
+            a = np.asarray(a)
         except (TypeError, ValueError) as err:
             raise TypeError(f"{what} could not be read as a numeric array: {err}") from err
+    if isinstance(a, np.ndarray):
+        if a.dtype.kind in "USO":  # strings or Python objects
+            hint = (" (class names? map them to 0..C-1 first, e.g. names, y = np.unique(y, return_inverse=True),"
+                    " and pass classes=names)") if what == "y" else ""
+            raise TypeError(f"{what} holds {a.dtype} values, not numbers; pass a numeric array{hint}")
+        try:
+            return torch.from_numpy(np.ascontiguousarray(a))
+        except TypeError as err:
+            raise TypeError(f"{what} has an unsupported dtype {a.dtype}: {err}") from None
     raise TypeError(
         f"{what} must be a numpy array or a torch tensor, got {type(a).__name__}"
     )

@@ -44,10 +44,8 @@ class CenterLoss(Method):
         check_number(weight, "weight (λ)", min=0, hint="the weight of the centre term, e.g. 0.1")
         if feature_dim is not None:
             check_int(feature_dim, "feature_dim", min=1, hint="the size of model.features(x), or None to infer it")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha (centre update rate) must be in (0, 1], got {alpha!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        check_number(alpha, "alpha (centre update rate)", min=0, max=1, min_open=True)
+        check_number(label_smoothing, "label_smoothing", min=0, max=1, max_open=True)
         self.n_classes, self.weight, self.alpha = n_classes, float(weight), float(alpha)
         self.label_smoothing = float(label_smoothing)
         self.feature_dim = feature_dim

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_int, check_number, check_seed
 from .base import Method
 from .kd import freeze
 
@@ -179,6 +179,10 @@ class RandomTeacherDistillation(Method):
         for name, v in (("teacher_temp", teacher_temp), ("student_temp", student_temp)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if center_momentum is not None:
+            check_number(center_momentum, "center_momentum", min=0, max=1, max_open=True,
+                         hint="or None for no centering")
+        check_seed(seed)
         if center_momentum is not None and not (0.0 <= center_momentum < 1.0):
             raise ValueError(f"center_momentum must be None (no centering) or in [0, 1), got {center_momentum!r}")
         self.locality = _check_locality(locality)
