@@ -1,6 +1,8 @@
 """Numerical agreement of ``wb.methods.DDPM`` with diffusers' DDPMScheduler / DDIMScheduler.
 
-diffusers is NOT a workbench dependency; install it to run this check: ``pip install diffusers``.
+diffusers comes with the ``dev`` extra (``pip install -e ".[dev]"``); it is never imported by the
+workbench itself. ``tests/test_crosschecks.py`` runs the same step and chain comparisons in every
+default test run; this script adds the float64 closed-form comparisons and trained-model chains.
 Both sides get the same schedule, the same model outputs and the same noise (diffusers' DDPM step
 draws its noise from a CPU generator; ours gets the same draws from an identically seeded one),
 with ``clip_sample=False`` (diffusers' default clips x̂0 to [-1, 1]; the last rows show what that

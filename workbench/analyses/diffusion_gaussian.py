@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._checks import check_int, check_number, check_seed
 from .._device import model_device
 from .diffusion import _check_ddpm, _EvalMode, ddpm_device
 
@@ -49,13 +50,17 @@ class GaussianScoreModel(nn.Module):
     def __init__(self, means, covs, weights, ddpm, *, sample_shape=None, kind: str = "mixture"):
         super().__init__()
         _check_ddpm(ddpm)
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
         means = torch.as_tensor(means, dtype=torch.float64)
-        if means.ndim != 2:
-            raise ValueError(f"means must be (K, D), got {tuple(means.shape)}")
+        if means.ndim != 2 or means.shape[0] == 0:
+            raise ValueError(f"means must be (K, D) with K >= 1, got {tuple(means.shape)}")
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError("means contain NaN or inf")
         K, D = means.shape
         w = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
-        if w.shape != (K,) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"weights must be {K} non-negative numbers with a positive sum")
+        if w.shape != (K,) or not bool(torch.isfinite(w).all()) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {K} finite non-negative numbers with a positive sum")
         if covs is None:
             evals = torch.zeros(K, D, dtype=torch.float64)
             evecs = torch.zeros(0)
@@ -63,8 +68,19 @@ class GaussianScoreModel(nn.Module):
             covs = torch.as_tensor(covs, dtype=torch.float64)
             if covs.shape != (K, D, D):
                 raise ValueError(f"covs must be (K, D, D) = ({K}, {D}, {D}), got {tuple(covs.shape)}")
+            if not bool(torch.isfinite(covs).all()):
+                raise ValueError("covs contain NaN or inf")
+            if not torch.allclose(covs, covs.transpose(1, 2), rtol=1e-6, atol=1e-9):
+                raise ValueError("covs must be symmetric covariance matrices")
             evals, evecs = torch.linalg.eigh((covs + covs.transpose(1, 2)) / 2)
-            evals = evals.clamp(min=0)
+            floor = -1e-9 * evals.abs().amax(1, keepdim=True).clamp(min=1.0)
+            if bool((evals < floor).any()):
+                raise ValueError(
+                    f"covs must be positive semi-definite; component(s) "
+                    f"{(evals < floor).any(1).nonzero().flatten().tolist()} have a negative eigenvalue "
+                    f"(min {float(evals.min()):.3g})"
+                )
+            evals = evals.clamp(min=0)  # round-off below zero only (checked above)
         self.kind = kind
         self.prediction = ddpm.prediction
         self.sample_shape = tuple(sample_shape) if sample_shape is not None else (D,)
@@ -153,9 +169,12 @@ def gaussian_score(
     _check_ddpm(ddpm)
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
-    x = getattr(data, "x", data)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"data must be a wb.data.Dataset or a tensor, got {type(data).__name__}")
+    reg = check_number(reg, "reg", min=0, hint="a small ridge added to covariance diagonals, e.g. 1e-6")
+    check_int(max_points, "max_points", min=1)
+    check_seed(seed)
+    x = _data_points(data)
+    if kind != "empirical" and len(x) < 2:
+        raise ValueError(f"kind={kind!r} estimates a covariance and needs at least 2 points, got {len(x)}")
     shape = tuple(x.shape[1:])
     flat = x.detach().cpu().double().reshape(len(x), -1)
     D = flat.shape[1]
@@ -178,14 +197,22 @@ def gaussian_score(
         if y is None:
             raise ValueError("kind='mixture' on unlabelled data needs n_components=K")
         labels = sorted(int(v) for v in torch.unique(y) if v >= 0)
+        if not labels:
+            raise ValueError("every label is -1 (OOD/unknown); pass labelled data or n_components=K")
         yc = y.cpu()
+        small = [c for c in labels if int((yc == c).sum()) < 2]
+        if small:
+            raise ValueError(
+                f"class(es) {small} have fewer than 2 samples, so their covariance is undefined; "
+                "drop them or pass n_components=K for a fitted mixture"
+            )
         parts = [moments(flat[yc == c]) for c in labels]
         w = torch.tensor([float((yc == c).sum()) for c in labels])
         return GaussianScoreModel(
             torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]), w, ddpm,
             sample_shape=shape, kind="mixture",
         )
-    if not isinstance(n_components, int) or n_components < 1:
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"n_components must be a positive int, got {n_components!r}")
     from sklearn.mixture import GaussianMixture
 
@@ -195,6 +222,18 @@ def gaussian_score(
         torch.as_tensor(gm.means_), torch.as_tensor(gm.covariances_), torch.as_tensor(gm.weights_), ddpm,
         sample_shape=shape, kind="mixture",
     )
+
+
+def _data_points(data) -> torch.Tensor:
+    """``data.x`` (or the tensor itself): (N, ...) finite, at least one sample."""
+    x = getattr(data, "x", data)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"data must be a wb.data.Dataset or a tensor, got {type(data).__name__}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"data must have shape (N, ...) with N >= 1, got {tuple(x.shape)}; for N scalars pass x[:, None]")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("data contain NaN or inf values; clean them first")
+    return x
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,9 +275,12 @@ def score_error(
     (default 24 spread evenly in noise level). Neither model is changed.
     """
     _check_ddpm(ddpm)
-    x = getattr(data, "x", data)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"data must be a wb.data.Dataset or a tensor, got {type(data).__name__}")
+    for what, net in (("denoiser", denoiser), ("reference", reference)):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{what} must be an nn.Module denoiser(x_t, t), got {type(net).__name__}")
+    check_int(n, "n", min=1, hint="the number of noised points per timestep")
+    check_seed(seed)
+    x = _data_points(data)
     dev = model_device(denoiser)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(x), (n,), generator=g)
@@ -248,7 +290,10 @@ def score_error(
         sig = ddpm.sigmas.detach().cpu()
         targets = torch.linspace(float(sig[0]), float(sig[-1]), 24)
         t = sorted({int((sig - s).abs().argmin()) for s in targets})
-    ts = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+    ts = torch.as_tensor(t).reshape(-1)
+    if ts.dtype.is_floating_point or ts.dtype == torch.bool or ts.numel() == 0:
+        raise TypeError(f"t must be integer timesteps in 0..{ddpm.n_steps - 1}, got {t!r}")
+    ts = ts.long()
     if (ts < 0).any() or (ts >= ddpm.n_steps).any():
         raise ValueError(f"timesteps must lie in 0..{ddpm.n_steps - 1}")
     mse, rel = [], []

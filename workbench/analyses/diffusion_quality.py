@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import check_int, check_number, check_seed
 from .diffusion import Trajectory
 
 IN_SUPPORT, HALLUCINATION, BETWEEN = 0, 1, 2
@@ -48,7 +49,14 @@ def _points(x, what="samples") -> torch.Tensor:
         raise TypeError(f"{what} must be a tensor, a Dataset or a Trajectory, got {type(x).__name__}")
     x = x.detach().float().cpu()
     if x.ndim < 2:
-        raise ValueError(f"{what} must have shape (N, ...), got {tuple(x.shape)}")
+        raise ValueError(f"{what} must have shape (N, ...), got {tuple(x.shape)}; for N scalars pass x[:, None]")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is empty; pass at least one point")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            f"{what} contain NaN or inf values; a sampler that diverged (check the schedule or the "
+            "denoiser) or broken data"
+        )
     return x.reshape(x.shape[0], -1)
 
 
@@ -60,15 +68,21 @@ def _modes(data=None, centres=None, spacing=None, std=None):
             "need the modes' centres: pass data=wb.data.load('gaussian_grid', ...) (its meta holds them) "
             "or centres=(K, D) with spacing= and std="
         )
-    centres = torch.as_tensor(centres, dtype=torch.float32).reshape(len(centres), -1)
+    centres = torch.as_tensor(centres, dtype=torch.float32)
+    if centres.ndim != 2 or centres.shape[0] == 0 or not bool(torch.isfinite(centres).all()):
+        raise ValueError(f"centres must be a finite (K, D) tensor of mode centres, got shape {tuple(centres.shape)}")
     spacing = meta.get("spacing") if spacing is None else spacing
     std = meta.get("std") if std is None else std
     if spacing is None:  # nearest-neighbour distance between centres
+        if len(centres) < 2:
+            raise ValueError("with a single mode there is no spacing to infer; pass spacing=")
         d = torch.cdist(centres, centres) + torch.eye(len(centres)) * 1e9
         spacing = float(d.min())
     if std is None:
         raise ValueError("need the per-mode standard deviation: pass std= (or data with meta['std'])")
-    return centres, float(spacing), float(std)
+    spacing = check_number(spacing, "spacing", min=0, min_open=True, hint="the distance between neighbouring modes")
+    std = check_number(std, "std", min=0, min_open=True, hint="each mode's standard deviation")
+    return centres, spacing, std
 
 
 # --------------------------------------------------------------------------- hallucination flags
@@ -120,6 +134,8 @@ def hallucination_flags(
     (``gaussian_grid``, ``gaussians8``), or give them directly. ``in_support``: radius in mode
     standard deviations; ``gap``: radius in mode spacings.
     """
+    in_support = check_number(in_support, "in_support", min=0, min_open=True, hint="a radius in mode standard deviations, e.g. 3")
+    gap = check_number(gap, "gap", min=0, min_open=True, hint="a radius in mode spacings, e.g. 0.25")
     x = _points(samples)
     c, sp, sd = _modes(data, centres, spacing, std)
     if c.shape[1] != x.shape[1]:
@@ -168,6 +184,7 @@ def trajectory_variance(traj: Trajectory, sigma_max: float | None = None, *, k_l
         raise ValueError("give exactly one of sigma_max= (noise-level window) or k_last= (last k steps)")
     model_frames = (traj.timesteps >= 0).nonzero().reshape(-1)  # frames with a real prediction
     if sigma_max is not None:
+        check_number(sigma_max, "sigma_max", min=0, min_open=True, hint="a noise level, e.g. ds.meta['spacing'] / 8")
         sel = model_frames[traj.sigmas[model_frames] <= sigma_max]
     else:
         if not isinstance(k_last, int) or k_last < 2:
@@ -237,13 +254,21 @@ def hallucination_filter(scores, flags, *, keep: float = 0.96) -> HallucinationF
     ``scores``: a ``TrajectoryVariance`` or an (N,) tensor; ``flags``: ``HallucinationFlags`` or
     an (N,) tensor of 0/1/2 labels.
     """
-    s = getattr(scores, "score", scores)
-    f = getattr(flags, "flag", flags)
-    s, f = torch.as_tensor(s).float().cpu(), torch.as_tensor(f).long().cpu()
-    if s.shape != f.shape:
-        raise ValueError(f"scores ({tuple(s.shape)}) and flags ({tuple(f.shape)}) must describe the same samples")
-    if not 0.0 < keep <= 1.0:
-        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    s = torch.as_tensor(getattr(scores, "score", scores)).detach().cpu()
+    f = torch.as_tensor(getattr(flags, "flag", flags)).detach().cpu()
+    if s.ndim != 1 or f.ndim != 1 or s.shape != f.shape:
+        raise ValueError(
+            f"scores ({tuple(s.shape)}) and flags ({tuple(f.shape)}) must be (N,) and describe the same samples"
+        )
+    if not bool(torch.isfinite(s.double()).all()):
+        raise ValueError("scores contain NaN or inf; check the trajectory they came from")
+    if f.dtype.is_floating_point or f.dtype == torch.bool or not bool(((f >= 0) & (f <= 2)).all()):
+        raise ValueError(
+            "flags must be integer labels 0 (in-support), 1 (hallucination) or 2 (between), e.g. "
+            "hallucination_flags(samples, data)"
+        )
+    s, f = s.float(), f.long()
+    check_number(keep, "keep", min=0, max=1, min_open=True, hint="the share of in-support samples to keep, e.g. 0.96")
     ins, hal = s[f == IN_SUPPORT], s[f == HALLUCINATION]
     if len(ins) == 0:
         raise ValueError("no in-support samples among the flags; check the labelling radii")
@@ -269,7 +294,7 @@ def _subsample(x: torch.Tensor, m: int | None, g: torch.Generator) -> torch.Tens
 
 def _sample_pair(x, y, max_points, seed, what):
     """Both point sets as float64, each subsampled to ``max_points`` with one seeded generator."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(check_seed(seed))
     a, b = _subsample(_points(x).double(), max_points, g), _subsample(_points(y, "reference").double(), max_points, g)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x has {a.shape[1]} features but y has {b.shape[1]}")
@@ -293,8 +318,9 @@ def mmd(x, y, *, bandwidth: float | None = None, max_points: int | None = 4000, 
     dab = torch.cdist(a, b)
     if bandwidth is None:
         bandwidth = float(dab.median())
-    if not bandwidth > 0:
-        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+        if not bandwidth > 0:
+            raise ValueError("the median distance between the two sets is 0 (identical points); pass bandwidth=")
+    check_number(bandwidth, "bandwidth", min=0, min_open=True, hint="the Gaussian kernel's width, or None for the median distance")
     k = lambda d: torch.exp(-(d**2) / (2 * bandwidth**2))  # noqa: E731
     kaa, kbb = k(torch.cdist(a, a)), k(torch.cdist(b, b))
     na, nb = len(a), len(b)
@@ -305,8 +331,11 @@ def mmd(x, y, *, bandwidth: float | None = None, max_points: int | None = 4000, 
 
 def precision_recall(x, y, *, k: int = 3, max_points: int | None = 4000, seed: int = 0) -> tuple[float, float]:
     """k-NN precision (share of samples ``x`` inside the data's k-NN balls) and recall (share of data ``y`` inside the samples')."""
-    g = torch.Generator().manual_seed(seed)
+    check_int(k, "k", min=1, hint="the neighbour that sets each ball's radius, e.g. 3")
+    g = torch.Generator().manual_seed(check_seed(seed))
     a, b = _subsample(_points(x), max_points, g), _subsample(_points(y, "reference"), max_points, g)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x has {a.shape[1]} features but y has {b.shape[1]}")
     if len(a) <= k or len(b) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} points on each side")
 

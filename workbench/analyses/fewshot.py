@@ -27,7 +27,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+
+from .._checks import check_bool, check_int, check_number, check_seed
 
 __all__ = ["sample_episodes", "fewshot_eval", "fewshot_from_embeddings", "prototype_classify", "FewShotResult"]
 
@@ -65,11 +68,12 @@ def sample_episodes(y, *, n_way: int = 5, k_shot: int = 1, n_query: int = 15, n_
     k_shot + n_query samples (labels >= 0) are used; ``classes`` restricts the pool (e.g. classes
     held out from training).
     """
-    y = torch.as_tensor(y).detach().cpu().long()
+    y = _labels(y)
     for name, v in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query), ("n_episodes", n_episodes)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
-    pool = torch.unique(y[y >= 0]) if classes is None else torch.as_tensor(list(classes)).long()
+    check_seed(seed)
+    pool = torch.unique(y[y >= 0]) if classes is None else _class_pool(classes, y)
     need = k_shot + n_query
     members = {int(c): (y == c).nonzero().flatten() for c in pool}
     eligible = [c for c, idx in members.items() if idx.numel() >= need]
@@ -91,9 +95,44 @@ def sample_episodes(y, *, n_way: int = 5, k_shot: int = 1, n_query: int = 15, n_
     return sup, qry
 
 
+def _labels(y) -> torch.Tensor:
+    """(N,) int64 labels from a tensor, array or list; non-integer values are refused."""
+    try:
+        y = torch.as_tensor(np.asarray(y) if isinstance(y, (list, tuple)) else y).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"y must be integer class labels (a tensor, array or list), got {type(y).__name__}: {err}") from None
+    if y.ndim != 1:
+        raise ValueError(f"y must be a flat (N,) array of labels, got shape {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"y must hold integer class labels, got {y.dtype}")
+    if y.dtype.is_floating_point and not bool(torch.equal(y, y.round())):
+        raise TypeError("y holds non-integer values; pass integer class labels (-1 = unlabelled)")
+    return y.long()
+
+
+def _class_pool(classes, y: torch.Tensor) -> torch.Tensor:
+    """The ``classes=`` restriction as a tensor of distinct labels that occur in ``y``."""
+    if isinstance(classes, (int, str)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"classes must be a list of class labels, got {classes!r}; e.g. classes=[5, 6, 7, 8, 9]")
+    pool = _labels(list(classes))
+    if pool.unique().numel() != pool.numel():
+        raise ValueError(f"classes lists a label twice: {pool.tolist()}; pass each class once")
+    present = set(torch.unique(y[y >= 0]).tolist())
+    missing = [c for c in pool.tolist() if c not in present]
+    if missing:
+        raise ValueError(f"classes {missing} do not occur among the labels (>= 0); classes present: {sorted(present)}")
+    return pool
+
+
 def _preprocess(z: torch.Tensor, normalize, center) -> torch.Tensor:
     if center is not None:
-        z = z - torch.as_tensor(center, dtype=z.dtype)
+        center = torch.as_tensor(center, dtype=z.dtype)
+        if center.shape != (z.shape[-1],):
+            raise ValueError(
+                f"center must be one ({z.shape[-1]},) vector (e.g. the mean training embedding), "
+                f"got shape {tuple(center.shape)}"
+            )
+        z = z - center
     if normalize == "l2":
         z = torch.nn.functional.normalize(z, dim=-1)
     elif normalize is not None:
@@ -113,6 +152,9 @@ def prototype_classify(support: torch.Tensor, query: torch.Tensor, *, transducti
         raise ValueError(
             f"support must be (E, W, K, d) and query (E, Q, d), got {tuple(support.shape)} and {tuple(query.shape)}"
         )
+    check_bool(transductive, "transductive")
+    check_int(iters, "iters", min=0, hint="rounds of soft k-means")
+    check_number(temperature, "temperature", min=0, min_open=True, hint="the soft assignment's T, e.g. 0.1")
     k = support.shape[2]
     sum_s = support.sum(2)  # (E, W, d)
     mu = sum_s / k
@@ -141,16 +183,20 @@ def fewshot_from_embeddings(
     seed: int = 0,
 ) -> FewShotResult:
     """Few-shot accuracy of the embedding ``z`` (N, d) with labels ``y`` (see the module docstring)."""
+    if not isinstance(z, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"z must be an (N, d) tensor or numpy array of embeddings, got {type(z).__name__}")
     z = torch.as_tensor(z).detach().cpu().float()
     if z.ndim != 2:
         raise ValueError(f"z must be (N, d), got shape {tuple(z.shape)}")
-    y = torch.as_tensor(y).detach().cpu().long()
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("z contains NaN or inf; check the model's features")
+    y = _labels(y)
     if y.shape != (z.shape[0],):
         raise ValueError(f"y must have one label per row of z ({z.shape[0]}), got shape {tuple(y.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature!r}")
-    if not isinstance(iters, int) or iters < 0:
+    check_number(temperature, "temperature", min=0, min_open=True, hint="the soft assignment's T, e.g. 0.1")
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
         raise ValueError(f"iters must be a non-negative int, got {iters!r}")
+    check_bool(transductive, "transductive")
     z = _preprocess(z, normalize, center)
     sup, qry = sample_episodes(y, n_way=n_way, k_shot=k_shot, n_query=n_query, n_episodes=n_episodes,
                                seed=seed, classes=classes)
@@ -192,8 +238,13 @@ def fewshot_eval(
     from ..data.dataset import Dataset
     from .embedding import embed
 
-    if not isinstance(data, Dataset) or data.y is None:
-        raise ValueError("fewshot_eval needs a labelled wb.data.Dataset")
+    if not isinstance(data, Dataset):
+        raise TypeError(
+            f"fewshot_eval needs a labelled wb.data.Dataset, got {type(data).__name__}; for precomputed "
+            "embeddings use fewshot_from_embeddings(z, y)"
+        )
+    if data.y is None:
+        raise ValueError("fewshot_eval needs a labelled wb.data.Dataset (data.y is None)")
     z = embed(model, data, fn=fn, batch_size=batch_size)
     if isinstance(center, Dataset):
         center = embed(model, center, fn=fn, batch_size=batch_size).mean(0)

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_int, check_number, check_seed
+
 __all__ = [
     "alignment", "uniformity", "knn_accuracy", "knn_predict", "linear_probe_accuracy",
     "neural_collapse", "NeuralCollapse", "silhouette", "representation_metrics",
@@ -50,11 +52,15 @@ def _t(z, what="z", ndim=2) -> torch.Tensor:
         raise TypeError(f"{what} must be a torch tensor or numpy array, got {type(z).__name__}")
     if z.ndim != ndim:
         raise ValueError(f"{what} must have {ndim} axes, got shape {tuple(z.shape)}")
+    if z.shape[0] == 0:
+        raise ValueError(f"{what} is empty; pass at least one row")
     return z.detach().cpu()
 
 
 def _labels(y, n, what="y") -> torch.Tensor:
     y = _t(y, what, ndim=1)
+    if y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"{what} must hold integer class labels, got {y.dtype}")
     if y.shape[0] != n:
         raise ValueError(f"{what} has {y.shape[0]} labels for {n} embeddings; pass one label per row")
     if y.dtype.is_floating_point:
@@ -73,6 +79,7 @@ def _float(z) -> torch.Tensor:
 # --------------------------------------------------------------------------- alignment/uniformity
 def alignment(z1, z2, *, alpha: float = 2.0, normalize: bool = True) -> float:
     """Wang & Isola's alignment: mean ‖z1_i - z2_i‖^α over positive pairs (rows of z1 and z2)."""
+    alpha = check_number(alpha, "alpha", min=0, min_open=True, hint="the exponent α, 2 in the paper")
     a, b = _float(_t(z1, "z1")), _float(_t(z2, "z2"))
     if a.shape != b.shape:
         raise ValueError(f"z1 and z2 must have the same shape (row i of each is a positive pair), got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -86,6 +93,9 @@ def uniformity(z, *, t: float = 2.0, normalize: bool = True, max_pairs: int = 20
 
     All pairs when there are at most ``max_pairs``, else ``max_pairs`` random pairs (seeded).
     """
+    t = check_number(t, "t", min=0, min_open=True, hint="the paper's t, 2 by default")
+    check_int(max_pairs, "max_pairs", min=1)
+    check_seed(seed)
     a = _float(_t(z))
     n = a.shape[0]
     if n < 2:
@@ -105,7 +115,11 @@ def uniformity(z, *, t: float = 2.0, normalize: bool = True, max_pairs: int = 20
 
 # --------------------------------------------------------------------------- classifiers on z
 def knn_predict(z_train, y_train, z_query, *, k: int = 10, metric: str = "cosine", batch_size: int = 2048) -> torch.Tensor:
-    """Labels predicted for ``z_query`` by a k-NN vote over (``z_train``, ``y_train``)."""
+    """Labels predicted for ``z_query`` by a k-NN vote over (``z_train``, ``y_train``).
+
+    Training rows labelled -1 (OOD/unknown) are left out of the vote. ``k`` must not exceed the
+    number of labelled training rows.
+    """
     a = _float(_t(z_train, "z_train"))
     q = _float(_t(z_query, "z_query"))
     ya = _labels(y_train, a.shape[0], "y_train")
@@ -113,9 +127,18 @@ def knn_predict(z_train, y_train, z_query, *, k: int = 10, metric: str = "cosine
         raise ValueError(f"z_train is {a.shape[1]}-d but z_query is {q.shape[1]}-d")
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    k = min(k, a.shape[0])
+    check_int(batch_size, "batch_size", min=1)
+    known = ya >= 0
+    if not bool(known.all()):
+        a, ya = a[known], ya[known]
+    if a.shape[0] == 0:
+        raise ValueError("y_train has no labelled rows (all -1); the k-NN vote needs class labels")
+    if k > a.shape[0]:
+        raise ValueError(
+            f"k={k} neighbours but only {a.shape[0]} labelled training rows; pass k <= {a.shape[0]}"
+        )
     classes, ya_idx = torch.unique(ya, return_inverse=True)
     n_cls = classes.numel()
     if metric == "cosine":
@@ -155,6 +178,8 @@ def linear_probe_accuracy(z_train, y_train, z_test, y_test, *, C: float = 1.0, m
     """
     from sklearn.linear_model import LogisticRegression
 
+    C = check_number(C, "C", min=0, min_open=True, hint="scikit-learn's inverse regularisation strength, e.g. 1.0")
+    check_int(max_iter, "max_iter", min=1)
     a = _float(_t(z_train, "z_train")).double().numpy()
     b = _float(_t(z_test, "z_test")).double().numpy()
     ya = _labels(y_train, a.shape[0], "y_train").numpy()
@@ -165,6 +190,8 @@ def linear_probe_accuracy(z_train, y_train, z_test, y_test, *, C: float = 1.0, m
     a, ya, b, yb = a[ka], ya[ka], b[kb], yb[kb]
     if len(np.unique(ya)) < 2:
         raise ValueError("a linear probe needs at least 2 classes in y_train")
+    if len(yb) == 0:
+        raise ValueError("y_test has no labelled samples (all -1)")
     if standardize:
         mu, sd = a.mean(0), a.std(0)
         sd[sd < 1e-12] = 1.0
@@ -237,7 +264,10 @@ def neural_collapse(z, y, *, weight=None, bias=None) -> NeuralCollapse:
         nc3 = float((w / w.norm() - m / m.norm()).pow(2).sum())
         logits = h @ w.T
         if bias is not None:
-            logits = logits + _t(bias, "bias", ndim=1).double()
+            b = _t(bias, "bias", ndim=1).double()
+            if b.shape != (c,):
+                raise ValueError(f"bias must be ({c},) (one per class), got {tuple(b.shape)}")
+            logits = logits + b
         ncc = torch.cdist(h, means).argmin(1)
         nc4 = float((logits.argmax(1) != ncc).double().mean())
     return NeuralCollapse(nc1, equinorm, equiangular, maxangle, nc3, nc4, c)
@@ -247,6 +277,8 @@ def silhouette(z, y, *, metric: str = "cosine", max_points: int = 3000, seed: in
     """Silhouette score of the labels in the embedding (scikit-learn), -1 labels skipped."""
     from sklearn.metrics import silhouette_score
 
+    check_int(max_points, "max_points", min=3, hint="the size of the seeded subsample")
+    check_seed(seed)
     a = _float(_t(z)).numpy()
     yl = _labels(y, a.shape[0]).numpy()
     keep = yl >= 0
@@ -309,9 +341,16 @@ def representation_metrics(
     meaningful when ``fn`` is the features that ``fc`` reads), ``(weight, bias)``, or None.
     The model is not changed (eval mode inside, restored).
     """
+    from ..data.dataset import Dataset
     from ..methods.augment import get_augmentation
     from .embedding import embed
 
+    for what, d in (("train", train), ("test", test)):
+        if not isinstance(d, Dataset):
+            raise TypeError(
+                f"{what} must be a wb.data.Dataset, got {type(d).__name__}; for precomputed embeddings "
+                "call knn_accuracy, linear_probe_accuracy, ... directly"
+            )
     if train.y is None or test.y is None:
         raise ValueError("representation_metrics needs labelled train and test sets")
     z_tr = embed(model, train, fn=fn, batch_size=batch_size)
@@ -330,6 +369,8 @@ def representation_metrics(
             raise ValueError(f"{type(model).__name__} has no fc layer; pass classifier=(weight, bias) or None")
         weight, bias = fc.weight.detach(), fc.bias.detach() if fc.bias is not None else None
     elif classifier is not None:
+        if not isinstance(classifier, (tuple, list)) or len(classifier) != 2:
+            raise ValueError(f"classifier must be 'model', a pair (weight, bias) or None, got {classifier!r}")
         weight, bias = classifier
     nc = neural_collapse(z_tr, train.y, weight=weight, bias=bias)
     return RepresentationMetrics(
@@ -353,5 +394,7 @@ def representation_table(results: dict):
     """A pandas DataFrame with one row per named ``RepresentationMetrics`` (or dict)."""
     import pandas as pd
 
+    if not isinstance(results, dict):
+        raise TypeError(f"representation_table takes a dict name -> RepresentationMetrics, got {type(results).__name__}")
     rows = {name: (r.to_dict() if hasattr(r, "to_dict") else dict(r)) for name, r in results.items()}
     return pd.DataFrame.from_dict(rows, orient="index")

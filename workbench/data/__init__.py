@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 from dataclasses import replace
 
 import torch
 
+from .._checks import check_number, check_seed
 from .builtin import BUILTIN
 from .dataset import Dataset, concat
 
@@ -27,6 +29,7 @@ def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"n must be a positive int (number of samples), got {n!r}")
+    check_seed(seed)
     fn = BUILTIN[name]
     params = inspect.signature(fn).parameters
     unknown = [k for k in options if k not in params]
@@ -52,9 +55,17 @@ def ood_split(
     new -> original); every OOD sample gets label -1 (its original label is kept in
     ``meta["original_labels"]``). ``frac`` of the ID samples go to ID train (stratified).
     """
+    if not isinstance(ds, Dataset):
+        raise TypeError(
+            f"ood_split takes a wb.data.Dataset, got {type(ds).__name__}; wrap arrays with "
+            "wb.data.Dataset.from_arrays(x, y)"
+        )
     if ds.y is None:
         raise ValueError("ood_split needs a labelled dataset (ds.y is None)")
-    ood = sorted({int(c) for c in (ood_classes if hasattr(ood_classes, "__iter__") else [ood_classes])})
+    check_number(frac, "frac", min=0, max=1, min_open=True, max_open=True,
+                 hint="the share of the in-distribution samples that goes to ID train, e.g. 0.8")
+    check_seed(seed)
+    ood = _class_list(ood_classes)
     present = sorted(int(c) for c in torch.unique(ds.y) if int(c) >= 0)
     missing = [c for c in ood if c not in present]
     if missing:
@@ -86,3 +97,24 @@ def ood_split(
         replace(test, name=f"{ds.name}[id test]"),
         ood_part,
     )
+
+
+def _class_list(ood_classes) -> list[int]:
+    """``ood_classes`` (an int, or a list / tuple / array / tensor of ints) as a sorted list."""
+    hint = "pass the class labels to hold out, e.g. ood_classes=[8, 9]"
+    if isinstance(ood_classes, torch.Tensor):
+        ood_classes = ood_classes.tolist()
+    elif hasattr(ood_classes, "tolist") and not isinstance(ood_classes, str):  # numpy
+        ood_classes = ood_classes.tolist()
+    if isinstance(ood_classes, numbers.Integral) and not isinstance(ood_classes, bool):
+        ood_classes = [ood_classes]
+    if isinstance(ood_classes, (str, bytes)) or not isinstance(ood_classes, (list, tuple, set, range)):
+        raise TypeError(f"ood_classes must be an int or a list of ints, got {ood_classes!r}; {hint}")
+    out = set()
+    for c in ood_classes:
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral):
+            raise TypeError(f"ood_classes must hold integer class labels, got {c!r}; {hint}")
+        out.add(int(c))
+    if not out:
+        raise ValueError(f"ood_classes is empty; {hint}")
+    return sorted(out)

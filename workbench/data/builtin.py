@@ -16,6 +16,7 @@ import math
 import numpy as np
 import torch
 
+from .._checks import check_int, check_number, check_seed
 from .dataset import Dataset
 
 DEFAULT_N = 2000
@@ -42,10 +43,25 @@ def _normalise(x: np.ndarray, scale: float, centre=(0.0, 0.0)) -> np.ndarray:
     return (x - np.asarray(centre)) / scale
 
 
+def _rng(n, seed) -> np.random.Generator:
+    """Check the two arguments every generator takes and return its private RNG."""
+    check_int(n, "n", min=1, hint="the number of samples to generate")
+    return np.random.default_rng(check_seed(seed))
+
+
+def _noise(value, name: str = "noise") -> float:
+    return check_number(value, name, min=0, hint="a standard deviation (0 = no noise)")
+
+
+def _positive(value, name: str, what: str) -> float:
+    return check_number(value, name, min=0, min_open=True, hint=what)
+
+
 # --------------------------------------------------------------------------- 2-D toys
 def moons(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.08) -> Dataset:
     """Two interleaving half circles (label = moon)."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    noise = _noise(noise)
     y = _balanced_labels(n, 2, rng)
     t = rng.uniform(0, math.pi, n)
     x = np.where(
@@ -59,8 +75,11 @@ def moons(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.08) -> Dataset:
 
 
 def circles(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.04, factor: float = 0.5) -> Dataset:
-    """Two concentric circles (label 0 = outer, 1 = inner)."""
-    rng = np.random.default_rng(seed)
+    """Two concentric circles (label 0 = outer, 1 = inner); ``factor`` = inner / outer radius."""
+    rng = _rng(n, seed)
+    noise = _noise(noise)
+    factor = check_number(factor, "factor", min=0, max=1, min_open=True, max_open=True,
+                          hint="the inner circle's radius relative to the outer one, e.g. 0.5")
     y = _balanced_labels(n, 2, rng)
     t = rng.uniform(0, 2 * math.pi, n)
     r = np.where(y == 0, 1.0, factor)
@@ -71,7 +90,9 @@ def circles(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.04, factor: floa
 
 def gaussians8(n: int = DEFAULT_N, seed: int = 0, radius: float = 2.0, std: float = 0.1) -> Dataset:
     """Eight Gaussians on a circle (label = mode)."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    radius = _positive(radius, "radius", "the radius of the circle the modes sit on, e.g. 2.0")
+    std = _positive(std, "std", "each mode's standard deviation, e.g. 0.1")
     y = _balanced_labels(n, 8, rng)
     ang = np.arange(8) * 2 * math.pi / 8
     centres = radius * np.stack([np.cos(ang), np.sin(ang)], 1)
@@ -92,9 +113,10 @@ def gaussian_grid(n: int = DEFAULT_N, seed: int = 0, k: int = 5, spacing: float 
     that is the paper's "gaussian25": mode spacing 0.707, per-mode std 0.0177.
     ``meta`` holds the scaled ``centres`` (k*k, 2), ``spacing`` and ``std``.
     """
-    if k < 2:
-        raise ValueError(f"k must be at least 2 for a grid, got {k}")
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    k = check_int(k, "k", min=2, hint="the grid is k x k modes, e.g. k=5")
+    spacing = _positive(spacing, "spacing", "the distance between neighbouring modes, e.g. 2.0")
+    std = _positive(std, "std", "each mode's standard deviation, e.g. 0.05")
     y = _balanced_labels(n, k * k, rng)
     offs = spacing * (np.arange(k) - (k - 1) / 2)
     centres = np.stack(np.meshgrid(offs, offs, indexing="ij"), -1).reshape(-1, 2)
@@ -113,7 +135,9 @@ def gaussian_grid(n: int = DEFAULT_N, seed: int = 0, k: int = 5, spacing: float 
 
 def swiss_roll(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.25, n_bins: int = 4) -> Dataset:
     """A 2-D Swiss roll; labels split the roll into ``n_bins`` segments along its length."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    noise = _noise(noise)
+    n_bins = check_int(n_bins, "n_bins", min=1, hint="the number of labelled segments, e.g. 4")
     t = 1.5 * math.pi * (1 + 2 * rng.uniform(0, 1, n))
     x = np.stack([t * np.cos(t), t * np.sin(t)], 1) + noise * rng.standard_normal((n, 2))
     y = np.minimum(((t - 1.5 * math.pi) / (3 * math.pi) * n_bins).astype(np.int64), n_bins - 1)
@@ -121,8 +145,11 @@ def swiss_roll(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.25, n_bins: i
 
 
 def spirals(n: int = DEFAULT_N, seed: int = 0, arms: int = 2, noise: float = 0.05, turns: float = 1.5) -> Dataset:
-    """Interleaved spiral arms (label = arm)."""
-    rng = np.random.default_rng(seed)
+    """Interleaved spiral arms (label = arm); ``turns`` = turns of each arm."""
+    rng = _rng(n, seed)
+    arms = check_int(arms, "arms", min=1, hint="the number of spiral arms (= classes), e.g. 2")
+    noise = _noise(noise)
+    turns = _positive(turns, "turns", "how many times each arm winds around the centre, e.g. 1.5")
     y = _balanced_labels(n, arms, rng)
     r = np.sqrt(rng.uniform(0, 1, n))
     theta = r * turns * 2 * math.pi + y * 2 * math.pi / arms
@@ -132,7 +159,8 @@ def spirals(n: int = DEFAULT_N, seed: int = 0, arms: int = 2, noise: float = 0.0
 
 def checkerboard(n: int = DEFAULT_N, seed: int = 0, cells: int = 4) -> Dataset:
     """Uniform points on the dark squares of a ``cells`` x ``cells`` board (label = square)."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    cells = check_int(cells, "cells", min=2, hint="the board has cells x cells squares, e.g. 4")
     dark = [(i, j) for i in range(cells) for j in range(cells) if (i + j) % 2 == 0]
     y = _balanced_labels(n, len(dark), rng)
     ij = np.asarray(dark, dtype=np.float64)[y]
@@ -145,20 +173,44 @@ def checkerboard(n: int = DEFAULT_N, seed: int = 0, cells: int = 4) -> Dataset:
 def digits(n: int | None = None, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits: (N, 1, 8, 8) in [0, 1], 1797 samples.
 
-    ``n`` < 1797 takes a stratified random subset. ``.flat`` gives the (N, 64) view.
+    ``n`` <= 1797 takes a stratified random subset of exactly ``n`` samples (each class in
+    proportion, the remainder going to the classes with the largest fractional share);
+    more than 1797 is refused (these are real images: there are no more).
+    ``.flat`` gives the (N, 64) view.
     """
     from sklearn.datasets import load_digits
 
+    check_seed(seed)
     d = load_digits()
+    total = len(d.target)
+    if n is not None:
+        check_int(n, "n", min=1, max=total,
+                  hint=f"digits has {total} real images; pass n <= {total} or n=None for all of them")
     x = d.images.astype(np.float32)[:, None] / 16.0
     y = d.target.astype(np.int64)
     ds = _finish(x, y, "digits", "image", [str(i) for i in range(10)])
-    if n is not None and n < len(ds):
-        ds, _ = ds.split(n / len(ds), seed=seed)
-        from dataclasses import replace
-
-        ds = replace(ds, name="digits")
+    if n is not None and n < total:
+        ds = ds.subset(_stratified_subset(ds.y, n, seed))
     return ds
+
+
+def _stratified_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of exactly ``n`` samples, each class in proportion to its count (largest
+    remainders get the leftover samples), drawn and shuffled with a generator seeded by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    classes, counts = torch.unique(y, return_counts=True)
+    quota = counts.double() * n / len(y)
+    take = quota.floor().long()
+    short = n - int(take.sum())
+    if short:
+        order = torch.argsort(-(quota - take), stable=True)
+        take[order[:short]] += 1
+    parts = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        idx = (y == c).nonzero().flatten()
+        parts.append(idx[torch.randperm(idx.numel(), generator=g)[:k]])
+    index = torch.cat(parts)
+    return index[torch.randperm(index.numel(), generator=g)]
 
 
 # --------------------------------------------------------------------------- 1-D signals
@@ -195,10 +247,20 @@ def mnist1d(
     scale, shifted, sheared by a random linear ramp, and corrupted by smooth (correlated)
     noise and i.i.d. noise, then resampled to ``length`` points. Deterministic given ``seed``.
     """
-    rng = np.random.default_rng(seed)
+    rng = _rng(n, seed)
+    length = check_int(length, "length", min=_TEMPLATES.shape[1],
+                       hint=f"points per signal; the class templates have {_TEMPLATES.shape[1]} points, the default is 40")
+    for name, v in (("corr_noise", corr_noise), ("iid_noise", iid_noise), ("shear", shear),
+                    ("max_shift", max_shift)):
+        check_number(v, name, min=0)
+    if (not isinstance(scale_range, (tuple, list)) or len(scale_range) != 2):
+        raise TypeError(f"scale_range must be a pair (low, high), got {scale_range!r}; e.g. (0.8, 1.2)")
+    lo = check_number(scale_range[0], "scale_range[0]", min=0, min_open=True)
+    hi = check_number(scale_range[1], "scale_range[1]", min=lo,
+                      hint="scale_range is (low, high) with 0 < low <= high, e.g. (0.8, 1.2)")
     y = _balanced_labels(n, 10, rng)
     u = np.linspace(-1, 1, length)                             # output coordinates
-    s = rng.uniform(*scale_range, size=(n, 1))
+    s = rng.uniform(lo, hi, size=(n, 1))
     shift = rng.uniform(-max_shift, max_shift, size=(n, 1))
     v = (u[None, :] - shift) / s                               # (N, L) template coordinates
     # the template spans [-0.5, 0.5] inside a zero-padded window (the "pad" step)

@@ -10,21 +10,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_bool, check_device, check_seed
+
 KINDS = ("points", "vector", "image", "signal")
 
 
 def _as_tensor(a, what: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a
-    if isinstance(a, np.ndarray):
-        if a.dtype == object:
-            raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric array")
-        return torch.from_numpy(np.ascontiguousarray(a))
     if isinstance(a, (list, tuple)):
         try:
-            return torch.as_tensor(np.asarray(a))
+            a = np.asarray(a)
         except (TypeError, ValueError) as err:
             raise TypeError(f"{what} could not be read as a numeric array: {err}") from err
+    if isinstance(a, np.ndarray):
+        if a.dtype.kind in "USO":  # strings or Python objects
+            hint = (" (class names? map them to 0..C-1 first, e.g. names, y = np.unique(y, return_inverse=True),"
+                    " and pass classes=names)") if what == "y" else ""
+            raise TypeError(f"{what} holds {a.dtype} values, not numbers; pass a numeric array{hint}")
+        try:
+            return torch.from_numpy(np.ascontiguousarray(a))
+        except TypeError as err:
+            raise TypeError(f"{what} has an unsupported dtype {a.dtype}: {err}") from None
     raise TypeError(
         f"{what} must be a numpy array or a torch tensor, got {type(a).__name__}"
     )
@@ -74,6 +81,10 @@ class Dataset:
             raise TypeError(f"Dataset.x must be floating point (float32), got {x.dtype}; pass x.float()")
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind {self.kind!r}; valid kinds: {', '.join(KINDS)}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"Dataset name must be a string, got {self.name!r}")
+        if self.classes is not None and not isinstance(self.classes, tuple):
+            raise TypeError(f"Dataset.classes must be a tuple of class names or None, got {type(self.classes).__name__}")
         if y is not None:
             if not isinstance(y, torch.Tensor):
                 raise TypeError(f"Dataset.y must be a torch.Tensor or None, got {type(y).__name__}")
@@ -87,6 +98,11 @@ class Dataset:
                 raise TypeError(f"Dataset.y must be int64 class indices, got {y.dtype}; pass y.long()")
             if y.device != x.device:
                 raise ValueError(f"x is on {x.device} but y is on {y.device}; put both on one device")
+            if self.classes is not None and y.numel() and not y.is_meta and int(y.max()) >= len(self.classes):
+                raise ValueError(
+                    f"the labels go up to {int(y.max())} but only {len(self.classes)} class names were "
+                    f"given; pass one name per class (classes=[...] of length {int(y.max()) + 1}) or none"
+                )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -105,6 +121,8 @@ class Dataset:
         indices of shape (N,) (``-1`` = unknown/OOD), or None. Float labels are refused unless
         they are whole numbers, so a regression target is never silently truncated.
         """
+        if isinstance(classes, (str, bytes)):
+            raise TypeError(f"classes must be a list of class names, got the string {classes!r}; e.g. classes=['cat', 'dog']")
         xt = _as_tensor(x, "x")
         if xt.dtype == torch.bool:
             raise TypeError("x holds booleans; pass a numeric array (e.g. x.astype('float32'))")
@@ -203,22 +221,47 @@ class Dataset:
     # ------------------------------------------------------------------ transforms
     def to(self, device) -> Dataset:
         """A copy of the dataset on ``device``."""
-        device = torch.device(device)
+        device = check_device(device)
         return replace(
             self, x=self.x.to(device), y=None if self.y is None else self.y.to(device)
         )
 
     def subset(self, index) -> Dataset:
-        """The samples at ``index`` (indices or a boolean mask)."""
-        index = torch.as_tensor(index, device=self.x.device)
-        if index.dtype == torch.bool:
-            if index.shape != (len(self),):
-                raise ValueError(f"a boolean mask must have shape ({len(self)},), got {tuple(index.shape)}")
-            index = index.nonzero().flatten()
-        elif index.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"index must hold integers or booleans, got {index.dtype}")
+        """The samples at ``index``: integer indices (negative ones count from the end), a
+        boolean mask of shape (N,), or a slice (``ds[:100]``). A single int is refused: use
+        ``ds[[i]]`` for a one-sample Dataset or ``ds.x[i]`` for the tensor."""
+        n = len(self)
+        if isinstance(index, slice):
+            index = torch.arange(n)[index]
+        elif isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            raise TypeError(
+                f"ds[{index}] with a single int is ambiguous; use ds[[{index}]] for a one-sample "
+                f"Dataset, or ds.x[{index}] and ds.y[{index}] for the tensors"
+            )
+        if isinstance(index, str) or (isinstance(index, (list, tuple)) and any(isinstance(i, str) for i in index)):
+            raise TypeError(f"index must hold integers or booleans, got {index!r}")
+        try:
+            index = torch.as_tensor(index, device=self.x.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"index must be integer indices, a boolean mask or a slice, got {type(index).__name__}: {err}") from None
+        if index.ndim != 1:
+            raise ValueError(f"index must be one-dimensional (indices or a mask of shape ({n},)), got shape {tuple(index.shape)}")
         if index.numel() == 0:
             raise ValueError("the selection is empty; select at least one sample")
+        if index.dtype == torch.bool:
+            if index.shape != (n,):
+                raise ValueError(f"a boolean mask must have shape ({n},), got {tuple(index.shape)}")
+            index = index.nonzero().flatten()
+        elif index.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise TypeError(f"index must hold integers or booleans, got {index.dtype}")
+        if index.numel() == 0:  # an all-False mask
+            raise ValueError("the selection is empty; select at least one sample")
+        bad = (index < -n) | (index >= n)
+        if bool(bad.any()):
+            raise ValueError(
+                f"index {int(index[bad][0])} is out of range for a dataset of {n} samples; "
+                f"valid indices are {-n}..{n - 1}"
+            )
         return replace(
             self,
             x=self.x[index],
@@ -231,6 +274,8 @@ class Dataset:
     def with_labels(self, y) -> Dataset:
         """Same inputs, new labels (e.g. -1 for OOD)."""
         y = _as_tensor(y, "y").to(self.x.device)
+        if y.dtype.is_floating_point:
+            raise TypeError(f"labels must be integer class indices (0..C-1, -1 for OOD), got {y.dtype}; pass y.long() if they are whole numbers")
         return replace(self, y=y.to(torch.int64) if not y.dtype.is_floating_point else y)
 
     def split(self, frac: float = 0.8, *, seed: int = 0, stratify: bool = True) -> tuple[Dataset, Dataset]:
@@ -238,8 +283,10 @@ class Dataset:
 
         Stratified by label when labels exist (each class split in the same proportion).
         """
-        if not (0.0 < frac < 1.0):
-            raise ValueError(f"frac must be strictly between 0 and 1, got {frac}")
+        if isinstance(frac, bool) or not isinstance(frac, (int, float, np.floating)) or not (0.0 < frac < 1.0):
+            raise ValueError(f"frac must be strictly between 0 and 1, got {frac!r}")
+        check_seed(seed)
+        check_bool(stratify, "stratify")
         if len(self) < 2:
             raise ValueError("cannot split a dataset with fewer than 2 samples")
         g = torch.Generator().manual_seed(seed)
@@ -282,8 +329,13 @@ class Dataset:
 
         Shuffling uses its own generator seeded by ``seed`` (no global RNG).
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_bool(shuffle, "shuffle")
+        check_bool(drop_last, "drop_last")
+        check_seed(seed, allow_none=True)
+        if device is not None:
+            device = check_device(device)
         n = len(self)
         if shuffle:
             g = torch.Generator()
@@ -307,8 +359,16 @@ class Dataset:
 
 def concat(parts: Sequence[Dataset], *, name: str | None = None) -> Dataset:
     """Concatenate datasets with the same sample shape (labels required on all or none)."""
+    if isinstance(parts, Dataset) or not isinstance(parts, (list, tuple)):
+        raise TypeError(f"concat takes a list of Datasets, got {type(parts).__name__}; e.g. concat([a, b])")
     if not parts:
         raise ValueError("concat needs at least one dataset")
+    for p in parts:
+        if not isinstance(p, Dataset):
+            raise TypeError(f"concat takes a list of Datasets, got a {type(p).__name__} in it")
+    kinds = {p.kind for p in parts}
+    if len(kinds) != 1:
+        raise ValueError(f"cannot concatenate datasets of different kinds {sorted(kinds)}; make their kind= agree first")
     shapes = {p.shape for p in parts}
     if len(shapes) != 1:
         raise ValueError(f"cannot concatenate samples of different shapes: {sorted(shapes)}")

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_seed
+
 HEADS = ("mlp", "linear", None)
 
 
@@ -47,6 +49,9 @@ class HeadMixin:
             raise ValueError(f"feature_dim must be a positive int or None, got {feature_dim!r}")
         if dim is not None and (not isinstance(dim, int) or dim < 1):
             raise ValueError(f"dim must be a positive int or None, got {dim!r}")
+        if head_hidden is not None and (isinstance(head_hidden, bool) or not isinstance(head_hidden, int) or head_hidden < 1):
+            raise ValueError(f"head_hidden must be a positive int or None (= the feature size), got {head_hidden!r}")
+        check_seed(seed, allow_none=True)
         if head is None and dim is not None and feature_dim is not None and dim != feature_dim:
             raise ValueError(
                 f"with head=None the embedding is the features themselves, so dim ({dim}) must "

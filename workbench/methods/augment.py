@@ -32,6 +32,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_bool, check_number
 from .._config import Configurable
 
 __all__ = [
@@ -84,8 +85,8 @@ class Jitter(Augmentation):
     """2-D points: ``x * (1 + scale * u) + std * noise`` with u ~ U(-1, 1) per sample."""
 
     def __init__(self, std: float = 0.05, scale: float = 0.05):
-        if std < 0 or scale < 0:
-            raise ValueError(f"std and scale must be >= 0, got std={std}, scale={scale}")
+        check_number(std, "std", min=0)
+        check_number(scale, "scale", min=0)
         self.std, self.scale = float(std), float(scale)
 
     def apply(self, x, generator):
@@ -99,8 +100,8 @@ class VectorNoise(Augmentation):
     a random fraction ``drop`` of the features (set to 0)."""
 
     def __init__(self, std: float = 0.1, drop: float = 0.1):
-        if std < 0 or not 0 <= drop < 1:
-            raise ValueError(f"need std >= 0 and 0 <= drop < 1, got std={std}, drop={drop}")
+        check_number(std, "std", min=0)
+        check_number(drop, "drop", min=0, max=1, max_open=True, hint="the fraction of features set to 0")
         self.std, self.drop = float(std), float(drop)
 
     def apply(self, x, generator):
@@ -132,13 +133,12 @@ class ImageAugment(Augmentation):
         erase_size: float = 0.4,
         clamp: bool = True,
     ):
-        for name, v in (("shift", shift), ("rotate", rotate), ("zoom", zoom), ("noise", noise)):
-            if v < 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
-        if not 0 <= erase <= 1 or not 0 <= erase_size <= 1:
-            raise ValueError(f"erase and erase_size must be in [0, 1], got {erase}, {erase_size}")
-        if zoom >= 1:
-            raise ValueError(f"zoom must be < 1, got {zoom}")
+        for name, v in (("shift", shift), ("rotate", rotate), ("noise", noise)):
+            check_number(v, name, min=0)
+        check_number(zoom, "zoom", min=0, max=1, max_open=True)
+        check_number(erase, "erase", min=0, max=1, hint="the probability of erasing a patch")
+        check_number(erase_size, "erase_size", min=0, max=1, hint="the patch's side as a fraction of the image")
+        check_bool(clamp, "clamp")
         self.shift, self.rotate, self.zoom, self.noise = float(shift), float(rotate), float(zoom), float(noise)
         self.erase, self.erase_size, self.clamp = float(erase), float(erase_size), bool(clamp)
 
@@ -188,8 +188,8 @@ class SignalAugment(Augmentation):
     ``noise`` times the batch's signal std."""
 
     def __init__(self, shift: float = 0.1, scale: float = 0.2, noise: float = 0.05):
-        if shift < 0 or scale < 0 or noise < 0:
-            raise ValueError(f"shift, scale and noise must be >= 0, got {shift}, {scale}, {noise}")
+        for name, v in (("shift", shift), ("scale", scale), ("noise", noise)):
+            check_number(v, name, min=0)
         if shift >= 1:
             raise ValueError(f"shift is a fraction of the signal length and must be < 1, got {shift}")
         self.shift, self.scale, self.noise = float(shift), float(scale), float(noise)

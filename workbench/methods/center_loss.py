@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_int, check_number
 from .base import Method
 from .cross_entropy import check_labels
 
@@ -38,14 +39,13 @@ class CenterLoss(Method):
     def __init__(self, n_classes: int = 10, *, weight: float = 0.1, alpha: float = 0.5,
                  feature_dim: int | None = None, label_smoothing: float = 0.0):
         super().__init__()
-        if not isinstance(n_classes, int) or n_classes < 1:
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive int, got {n_classes!r}")
-        if weight < 0:
-            raise ValueError(f"weight (λ) must be >= 0, got {weight!r}")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha (centre update rate) must be in (0, 1], got {alpha!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        check_number(weight, "weight (λ)", min=0, hint="the weight of the centre term, e.g. 0.1")
+        if feature_dim is not None:
+            check_int(feature_dim, "feature_dim", min=1, hint="the size of model.features(x), or None to infer it")
+        check_number(alpha, "alpha (centre update rate)", min=0, max=1, min_open=True)
+        check_number(label_smoothing, "label_smoothing", min=0, max=1, max_open=True)
         self.n_classes, self.weight, self.alpha = n_classes, float(weight), float(alpha)
         self.label_smoothing = float(label_smoothing)
         self.feature_dim = feature_dim

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_number
 from .base import Method
 
 SCHEDULES = ("linear", "cosine")
@@ -141,6 +142,9 @@ class DDPM(Method):
             raise ValueError(f"unknown prediction {prediction!r}; valid: {', '.join(PREDICTIONS)}")
         if variance not in VARIANCES:
             raise ValueError(f"unknown variance {variance!r}; valid: {', '.join(VARIANCES)}")
+        for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
+            if v is not None:
+                check_number(v, name, hint="a noise variance of the linear schedule, e.g. 1e-4 (start) or 0.02 (end)")
         self.n_steps, self.schedule = n_steps, schedule
         self.prediction, self.variance = prediction, variance
         betas = make_betas(n_steps, schedule, beta_start, beta_end)

@@ -75,6 +75,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_number
 from ._heads import HeadMixin
 from .augment import get_augmentation
 from .base import Method
@@ -170,12 +171,9 @@ class PALM(HeadMixin, Method):
             raise ValueError(f"top_k ({top_k}) cannot exceed n_prototypes ({n_prototypes}); pass top_k <= {n_prototypes}")
         for name, v in (("temperature", temperature), ("proto_temperature", proto_temperature),
                         ("epsilon", epsilon)):
-            if not v > 0:
-                raise ValueError(f"{name} must be positive, got {v!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if lambda_proto < 0:
-            raise ValueError(f"lambda_proto must be >= 0, got {lambda_proto!r}")
+            check_number(v, name, min=0, min_open=True)
+        check_number(momentum, "momentum", min=0, max=1, max_open=True, hint="the prototypes' EMA rate m, e.g. 0.999")
+        check_number(lambda_proto, "lambda_proto", min=0, hint="the weight λ of the prototype-contrastive loss, e.g. 1.0")
         if sinkhorn not in SINKHORN_MODES:
             raise ValueError(f"unknown sinkhorn mode {sinkhorn!r}; valid: {', '.join(SINKHORN_MODES)}")
         if mle not in MLE_FORMS:

@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int, check_number, check_seed
 from .base import Method
 from .kd import freeze
 
@@ -75,6 +76,9 @@ class L2BottleneckHead(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 256, bottleneck: int = 64, out_dim: int = 1024,
                  n_layers: int = 3):
         super().__init__()
+        for name, v in (("in_dim", in_dim), ("hidden", hidden), ("bottleneck", bottleneck),
+                        ("out_dim", out_dim), ("n_layers", n_layers)):
+            check_int(v, name, min=1)
         layers: list[nn.Module] = []
         d = in_dim
         for _ in range(n_layers - 1):
@@ -101,7 +105,10 @@ def interpolate_init(teacher: nn.Module, fresh: nn.Module, locality: float) -> n
     ``fresh`` must have the same architecture (a fresh initialisation); buffers come from the
     teacher. ``locality`` α = 0 gives the teacher itself, 1 the fresh network.
     """
-    a = float(locality)
+    a = _check_locality(locality)
+    for name, net in (("teacher", teacher), ("fresh", fresh)):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{name} must be an nn.Module, got {type(net).__name__}")
     delta = math.sqrt(a * a + (1 - a) * (1 - a))
     out = copy.deepcopy(teacher)
     pt, pf = dict(teacher.named_parameters()), dict(fresh.named_parameters())
@@ -172,6 +179,10 @@ class RandomTeacherDistillation(Method):
         for name, v in (("teacher_temp", teacher_temp), ("student_temp", student_temp)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if center_momentum is not None:
+            check_number(center_momentum, "center_momentum", min=0, max=1, max_open=True,
+                         hint="or None for no centering")
+        check_seed(seed)
         if center_momentum is not None and not (0.0 <= center_momentum < 1.0):
             raise ValueError(f"center_momentum must be None (no centering) or in [0, 1), got {center_momentum!r}")
         self.locality = _check_locality(locality)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_number
 from ._heads import HeadMixin
 from .augment import get_augmentation
 from .base import Method
@@ -106,14 +107,13 @@ class SupCon(HeadMixin, Method):
         seed: int | None = 0,
     ):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
-        if not isinstance(n_views, int) or n_views < 1:
+        check_number(temperature, "temperature", min=0, min_open=True, hint="SupCon's τ, e.g. 0.1")
+        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
             raise ValueError(f"n_views must be a positive int, got {n_views!r}")
         if supervised not in ("auto", True, False):
             raise ValueError(f"supervised must be 'auto', True or False, got {supervised!r}")
-        if base_temperature is not None and not base_temperature > 0:
-            raise ValueError(f"base_temperature must be positive or None, got {base_temperature!r}")
+        if base_temperature is not None:
+            check_number(base_temperature, "base_temperature", min=0, min_open=True, hint="or None (= temperature)")
         self.temperature = float(temperature)
         self.n_views = n_views
         self.supervised = supervised

@@ -50,6 +50,8 @@ def check_features(z, what: str = "z") -> torch.Tensor:
         )
     if z.shape[0] == 0:
         raise ValueError(f"{what} is empty; pass at least one sample")
+    if z.dtype == torch.bool or z.dtype.is_complex:
+        raise TypeError(f"{what} holds {z.dtype} values; pass real-valued (N, d) features")
     if not z.dtype.is_floating_point:
         z = z.float()
     z = z.detach()
@@ -76,8 +78,10 @@ def check_labels(y, n: int, detector: str) -> torch.Tensor:
         raise TypeError(f"y must be a (N,) tensor or numpy array of class indices, got {type(y).__name__}")
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"y must have shape ({n},) (one label per feature row), got {tuple(y.shape)}")
+    if y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"y must hold integer class indices 0..C-1, got {y.dtype}")
     if y.dtype.is_floating_point:
-        if not bool(torch.equal(y, y.round())):
+        if not bool(torch.isfinite(y).all()) or not bool(torch.equal(y, y.round())):
             raise TypeError("y holds non-integer values; pass integer class indices 0..C-1")
     y = y.to(torch.int64)
     if bool((y < 0).any()):
@@ -168,7 +172,8 @@ class Detector:
     def _features_of(self, source, data) -> Features:
         if isinstance(data, Features):
             return data
-        return self._bank(source).features(as_dataset(data))
+        data = as_dataset(data)
+        return self._bank(source).features(data)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, source, data=None):
@@ -183,15 +188,20 @@ class Detector:
             return self.fit_features(None)
         feats = self._features_of(source, data)
         z = feats.get(self._space())
-        y = feats.y if self.needs_labels or feats.y is not None else None
-        if y is not None and not self.needs_labels:
-            y = y if bool((y >= 0).all()) else None
+        y = feats.y
+        if y is not None and bool((y < 0).any()):
+            raise ValueError(
+                f"the fitting data has {int((y < 0).sum())} of {len(y)} samples labelled -1 (OOD/unknown); "
+                f"fit {type(self).__name__} on in-distribution training data only (e.g. id_train from "
+                "wb.data.ood_split), or pass Dataset(x) without labels if the data is simply unlabelled"
+            )
         return self.fit_features(z, y)
 
     def fit_features(self, z, y=None):
         """Fit on precomputed in-distribution features ``z`` (N, d) (and labels ``y`` (N,) for
         class-conditional detectors). Returns self."""
         self._reset()
+        self._space()  # an unknown space= fails here, not only when a bank is asked for it
         if z is None:
             if self.needs_fit_data:
                 raise ValueError(f"{type(self).__name__}.fit_features needs the training features z (N, d)")

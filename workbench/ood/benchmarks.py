@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import data as wbdata
+from .._checks import check_seed
 from ..data.dataset import Dataset
 
 BENCHMARKS = ("digits", "mnist1d", "gaussians8", "gaussian_grid")
@@ -71,7 +72,9 @@ class Benchmark:
 def shuffle_pixels(ds: Dataset, *, seed: int = 0, name: str | None = None) -> Dataset:
     """Every sample of ``ds`` with its values randomly permuted (its own permutation per sample),
     labelled −1. Keeps each sample's value histogram, destroys its spatial / temporal structure."""
-    g = torch.Generator().manual_seed(seed)
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"shuffle_pixels takes a wb.data.Dataset, got {type(ds).__name__}")
+    g = torch.Generator().manual_seed(check_seed(seed))
     flat = ds.x.detach().cpu().reshape(len(ds), -1)
     perm = torch.rand(flat.shape, generator=g).argsort(1)
     x = torch.gather(flat, 1, perm).reshape(ds.x.shape)
@@ -100,8 +103,9 @@ def benchmark(name: str, *, ood_classes=None, n: int | None = None, seed: int = 
     default). ``frac``: share of the ID samples used for training. ``seed``: one seed for the
     data, the split and the synthetic OOD sets.
     """
-    if name not in BENCHMARKS:
+    if not isinstance(name, str) or name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)}")
+    check_seed(seed)
     held = list(_DEFAULT_OOD[name] if ood_classes is None else ood_classes)
     rng = np.random.default_rng(seed + 1)
     base = wbdata.load(name, n=n, seed=seed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_bool
 from .base import Detector
 
 __all__ = ["KNN"]
@@ -58,7 +59,8 @@ class KNN(Detector):
                 f"k={k} but only {z.shape[0]} training samples were given; pass k <= {z.shape[0]} "
                 "(the paper uses k=50 for 50k training images)"
             )
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        check_bool(self.normalize, "normalize")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         self.bank_ = self._prep(z)
 

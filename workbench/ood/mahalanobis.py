@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_bool
 from ._linalg import check_rcond, pinv_sqrt, sq_dists
 from .base import Detector
 
@@ -63,10 +64,14 @@ class Mahalanobis(Detector):
         s = self.shrinkage
         if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 <= s <= 1.0:
             raise ValueError(f"shrinkage must be a number in [0, 1], got {s!r}")
+        check_bool(self.normalize, "normalize")
         z = self._prep(z)
         classes = torch.unique(y)
-        if classes.numel() < 1:
-            raise ValueError("no classes in the fitting labels")
+        if z.shape[0] <= classes.numel():
+            raise ValueError(
+                f"Mahalanobis estimates a covariance around {classes.numel()} class mean(s) and needs more "
+                f"training samples than classes, got {z.shape[0]}; fit on more in-distribution data"
+            )
         idx = torch.searchsorted(classes, y)
         counts = torch.bincount(idx, minlength=classes.numel()).to(z.dtype)
         means = torch.zeros(classes.numel(), z.shape[1], dtype=z.dtype, device=z.device)

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .._checks import check_number
+
 CONVENTIONS = ("id-positive", "ood-positive")
 
 __all__ = [
@@ -53,8 +55,12 @@ __all__ = [
 def as_scores(s, what: str) -> np.ndarray:
     """A 1-D float64 numpy array of finite scores, or a clear error."""
     if isinstance(s, torch.Tensor):
+        if s.dtype == torch.bool:
+            raise TypeError(f"{what} holds booleans (flags); pass the detector's continuous scores (larger = more OOD)")
         s = s.detach().cpu().double().numpy()
     elif isinstance(s, np.ndarray) or isinstance(s, (list, tuple)):
+        if np.asarray(s).dtype == bool:
+            raise TypeError(f"{what} holds booleans (flags); pass the detector's continuous scores (larger = more OOD)")
         try:
             s = np.asarray(s, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -88,7 +94,7 @@ def _check_convention(convention: str) -> str:
 
 
 def _check_tpr(tpr: float) -> float:
-    if not isinstance(tpr, (int, float)) or not (0.0 < float(tpr) <= 1.0):
+    if isinstance(tpr, bool) or not isinstance(tpr, (int, float)) or not (0.0 < float(tpr) <= 1.0):
         raise ValueError(f"tpr must be a fraction in (0, 1], e.g. 0.95, got {tpr!r}")
     return float(tpr)
 
@@ -253,7 +259,7 @@ def rates_at(scores_id, scores_ood, threshold: float) -> dict[str, float]:
     """
     s_id = as_scores(scores_id, "scores_id")
     s_ood = as_scores(scores_ood, "scores_ood")
-    t = float(threshold)
+    t = check_number(threshold, "threshold", hint="an OOD-score threshold, e.g. metrics(...).threshold")
     return {
         "threshold": t,
         "id_kept": float(np.mean(s_id <= t)),

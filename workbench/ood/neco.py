@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import check_bool
 from .base import Detector
 
 __all__ = ["NECO"]
@@ -64,6 +65,9 @@ class NECO(Detector):
             dim = int(torch.unique(y).numel())
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_bool(self.scale, "scale")
+        if z.shape[0] < 2:
+            raise ValueError(f"NECO fits a PCA and needs at least 2 training samples, got {z.shape[0]}")
         d = z.shape[1]
         if dim > min(d, z.shape[0]):
             raise ValueError(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_bool
 from ._linalg import check_rcond, pinv_sqrt
 from .base import Detector
 
@@ -81,6 +82,8 @@ class WDiscOOD(Detector):
             raise ValueError(f"alpha must be a non-negative number, got {self.alpha!r}")
         if not isinstance(self.residual_weight, (int, float)) or not self.residual_weight >= 0:
             raise ValueError(f"residual_weight must be a non-negative number, got {self.residual_weight!r}")
+        check_bool(self.whiten, "whiten")
+        check_bool(self.normalize, "normalize")
         x = z.double()
         if self.normalize:
             x = F.normalize(x, dim=1)
@@ -89,6 +92,11 @@ class WDiscOOD(Detector):
         c = classes.numel()
         if c < 2:
             raise ValueError("WDiscOOD needs at least 2 classes in the fitting labels (LDA has no discriminant otherwise)")
+        if n <= c:
+            raise ValueError(
+                f"WDiscOOD estimates a within-class scatter and needs more training samples than classes "
+                f"({c}), got {n}; fit on more in-distribution data"
+            )
         idx = torch.searchsorted(classes, y)
         counts = torch.bincount(idx, minlength=c).to(x.dtype)
 
