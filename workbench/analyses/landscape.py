@@ -557,7 +557,7 @@ def loss_slice_2d(
         directions=tuple(to_cpu_dict(d) for d in dirs), seed=seed_used, normalization=norm_used,
         bias=bias_used, origin_loss=origin, data=str(info), evaluator=ev.name,
         elapsed=time.perf_counter() - t0, path=tpath, direction_kind=kind,
-        info={"n_samples": info.n_samples, "timings": getattr(ev, "timings", {})},
+        info={"n_samples": info.n_samples, "timings": ev.timings},
     )
 
 
