@@ -203,9 +203,15 @@ class ChainROperator:
             elif isinstance(op, Linear):
                 u, Vw = saved, V[op.weight]  # (N, in), (b, out, in)
                 fo, fi = Vw.shape[1], Vw.shape[2]
-                out = (u @ Vw.reshape(b * fo, fi).t()).view(n, b, fo)  # u Vwᵀ
-                if r is not None:
-                    out.view(n * b, fo).addmm_(r.reshape(n * b, fi), st[op.weight].t())  # + R{u} Wᵀ
+                if b == 1 and fo <= 32:  # a thin layer: the (out, N) product runs ~2x faster here
+                    out_t = Vw[0] @ u.t()  # (out, N): (u Vwᵀ)ᵀ
+                    if r is not None:
+                        out_t.addmm_(st[op.weight], r.reshape(n, fi).t())  # + (R{u} Wᵀ)ᵀ
+                    out = out_t.t()[:, None]  # (N, 1, out), a view
+                else:
+                    out = (u @ Vw.reshape(b * fo, fi).t()).view(n, b, fo)  # u Vwᵀ
+                    if r is not None:
+                        out.view(n * b, fo).addmm_(r.reshape(n * b, fi), st[op.weight].t())  # + R{u} Wᵀ
                 if op.bias is not None:
                     out += V[op.bias]  # + Vb, broadcast over samples
                 r = out
