@@ -119,12 +119,13 @@ def hessian_eigs(
     check_choice(which, "which", WHICH, "largest, smallest, largest magnitude")
     tol = check_number(tol, "tol", below=1.0)
     check_choice(start, "start", STARTS)
-    max_iter = check_int(max_iter, "max_iter", minimum=k)
+    check_int(max_iter, "max_iter")
     method, x, y, info = setup(model, method, data, n_samples, seed)
     op = HessianOperator(model, method, x, y, params=params, hvp_mode=hvp_mode, memory_mb=memory_mb,
                          batch_size=batch_size)
     if k > op.dim:
         raise ValueError(f"k={k} exceeds the number of parameters ({op.dim}); pass k <= {op.dim}")
+    max_iter = check_int(max_iter, "max_iter", minimum=k)
     v0 = start_vector(op, start, which, seed)
     alphas, betas, Q, converged, breakdown = lanczos(
         lambda q: op.matvec(q.to(op.dtype)).double(), v0, min(max_iter, op.dim), k=k, which=which, tol=tol,
