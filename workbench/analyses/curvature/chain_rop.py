@@ -100,18 +100,27 @@ def _per_sample_blocks(lfo, z, y):
     return A
 
 
-def output_hessian(method, lfo, z: torch.Tensor, y):
-    """The cheapest exact form of ∇²L(z) (rules in the module docstring)."""
+def output_hessian(method, lfo, z: torch.Tensor, y, loss_at_z: torch.Tensor):
+    """The cheapest exact form of ∇²L(z) (rules in the module docstring); ``loss_at_z`` is
+    ``lfo(z, y)``, against which a declared form is checked before it is trusted."""
     form = declared_loss_form(method)
     if isinstance(form, CrossEntropyOnLogits) and z.ndim == 2 and y is not None:
-        declared = form.batched(z, y)
-        if torch.allclose(declared, lfo(z, y), rtol=1e-5, atol=1e-6):  # the declaration holds here
+        if torch.allclose(form.batched(z, y), loss_at_z, rtol=1e-5, atol=1e-6):  # the declaration holds here
             return SoftmaxCrossEntropyHessian(z)
     if z.ndim == 2:
         A = _per_sample_blocks(lfo, z, y)
         if A is not None:
             return PerSampleHessian(A)
     return AutodiffOutputHessian(lfo, z, y)
+
+
+def loss_and_output_gradient(lfo, z: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L(z), ∂L/∂z) by one backward through the loss alone."""
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        loss = lfo(zz, y)
+        (gz,) = torch.autograd.grad(loss, zz)
+    return loss.detach(), gz
 
 
 # ============================================================================ the R-operator
@@ -134,8 +143,8 @@ class ChainROperator:
         with torch.no_grad():
             # per op: u (Linear), (σ', σ'') (Activation), the input shape (Flatten); z (N, C)
             self.saved, self.z = self._forward(x)
-            self.out_hess = output_hessian(method, lfo, self.z, y)
-            gz = grad(lambda zz: lfo(zz, y))(self.z)  # ∂L/∂z (N, C)
+            loss, gz = loss_and_output_gradient(lfo, self.z, y)  # L(z), ∂L/∂z (N, C)
+            self.out_hess = output_hessian(method, lfo, self.z, y, loss)
             self.deltas = self._backward(gz)  # δ at each op's output
             # δ_h ⊙ σ''(a) for curved activations, used by every product
             self.d2 = [

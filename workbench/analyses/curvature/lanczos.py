@@ -33,26 +33,24 @@ def rademacher(n: int, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
 
 
 def tridiag_eigh(alphas, betas):
-    """Eigen-decomposition of the m x m tridiagonal matrix (α on the diagonal, β[:m-1] beside)."""
+    """Eigen-decomposition (ascending) of the m x m tridiagonal matrix (α on the diagonal,
+    β[:m-1] beside it)."""
     m = len(alphas)
-    T = torch.zeros(m, m, dtype=torch.float64)
-    T[range(m), range(m)] = torch.tensor(alphas, dtype=torch.float64)
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if m > 1:
         off = torch.tensor(betas[: m - 1], dtype=torch.float64)
-        T[range(1, m), range(m - 1)] = off
-        T[range(m - 1), range(1, m)] = off
+        T += torch.diag(off, 1) + torch.diag(off, -1)
     return torch.linalg.eigh(T)
 
 
 def pick(theta: torch.Tensor, which: str, k: int) -> torch.Tensor:
-    """Indices of the k Ritz values ``which`` asks for, in its order."""
+    """Indices of the k Ritz values ``which`` asks for, in its order (``theta`` ascending)."""
+    m = theta.shape[0]
     if which == "LA":
-        order = torch.argsort(theta, descending=True)
-    elif which == "SA":
-        order = torch.argsort(theta)
-    else:
-        order = torch.argsort(theta.abs(), descending=True)
-    return order[:k]
+        return torch.arange(m - 1, max(m - 1 - k, -1), -1)
+    if which == "SA":
+        return torch.arange(min(k, m))
+    return torch.argsort(theta.abs(), descending=True)[:k]
 
 
 @dataclass(frozen=True)
