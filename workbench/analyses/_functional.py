@@ -44,9 +44,9 @@ class DataInfo:
         return f"{self.name} ({self.n_samples} of {self.n_total} samples, subset seed {self.subset_seed})"
 
 
-def prepare_data(data, device: torch.device, n_samples: int | None = None, seed: int = 0,
-                 *, need_labels: bool = False, what: str = "data"):
-    """(x, y, info): tensors on ``device`` (y may be None), optionally a seeded random subset."""
+def prepare_data(data, device: torch.device, n_samples: int | None = None, seed: int = 0, *, what: str = "data"):
+    """(x, y, info): tensors on ``device`` (y may be None), optionally a seeded random subset.
+    Whether the labels suit the method is ``_checks.check_labels``'s job."""
     if isinstance(data, Dataset):
         x, y, name = data.x, data.y, data.name
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
@@ -64,8 +64,6 @@ def prepare_data(data, device: torch.device, n_samples: int | None = None, seed:
         raise ValueError(f"{what} has no samples (x of shape {tuple(x.shape)}); pass a non-empty dataset")
     if y is not None and y.shape[0] != x.shape[0]:
         raise ValueError(f"{what}: x has {x.shape[0]} samples but y has {y.shape[0]}")
-    if need_labels and y is None:
-        raise ValueError(f"{what} has no labels, but this analysis needs them; pass a labelled Dataset")
     n_total = int(x.shape[0])
     subset_seed = None
     n_samples = check_int(n_samples, "n_samples", none="all samples")

@@ -90,7 +90,7 @@ def declared_ce(pb: GridProblem, chain: Chain) -> CrossEntropyOnLogits | None:
     """The method's declared cross-entropy form when it reproduces ``loss_from_outputs`` and the
     accuracy on the first 64 samples at the origin (else None: the generic vmapped loss is used)."""
     form = declared_loss_form(pb.method)
-    if not isinstance(form, CrossEntropyOnLogits) or not pb.want_acc or pb.y.dtype != torch.int64:
+    if not isinstance(form, CrossEntropyOnLogits) or not pb.is_logits or pb.y.dtype != torch.int64:
         return None
     last = max(i for i, op in enumerate(chain.ops) if isinstance(op, Linear))
     if any(isinstance(op, Flatten) for op in chain.ops[last:]):
@@ -122,7 +122,8 @@ class _ChainStrategy:
         if class_first:
             loss, correct = self.ce.batched(logits, yb, class_dim=-2, with_correct=True)
             sink.setdefault("loss", []).append(loss)
-            sink.setdefault("acc", []).append(correct)
+            if pb.want_acc:
+                sink.setdefault("acc", []).append(correct)
             for name, f in self.vmets.items():
                 sink.setdefault(name, []).append(f(logits.transpose(1, 2), yb))
             return

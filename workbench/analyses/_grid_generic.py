@@ -43,7 +43,8 @@ class GridProblem:
     buffers: dict[str, torch.Tensor]
     bdirs: list[dict[str, torch.Tensor]] | None
     user_metrics: dict = field(default_factory=dict)
-    want_acc: bool = False  # outputs are a classifier's logits and labels exist
+    is_logits: bool = False  # outputs are a classifier's logits (N, C) and integer labels exist
+    want_acc: bool = False  # is_logits, and the user's metrics do not define "acc" themselves
     memory: float = 256.0 * 2**20  # bytes
     batch_size: int | None = None
 
@@ -184,13 +185,13 @@ class MethodLossLoop:
 
     name = "loop"
 
-    def __init__(self, pb: GridProblem, note: str = ""):
-        self.pb, self.note = pb, note
+    def __init__(self, pb: GridProblem):
+        self.pb = pb
         self.wrapper = MethodLoss(pb.work, functional_copy(pb.method))
         self.timings: dict[str, float] = {}
 
     def describe(self) -> str:
-        return "loop" + (f" ({self.note})" if self.note else "")
+        return self.name
 
     def _point_values(self, c, xb, yb) -> dict[str, torch.Tensor]:
         pb = self.pb

@@ -125,7 +125,7 @@ class GridEvaluator:
                      and y.dtype in (torch.int64, torch.int32))
         self.problem = GridProblem(
             work=self.work, method=self.method, lfo=lfo, x=x, y=y, origin=origin, dirs=list(directions),
-            buffers=buffers, bdirs=buffer_directions, user_metrics=dict(metrics or {}),
+            buffers=buffers, bdirs=buffer_directions, user_metrics=dict(metrics or {}), is_logits=bool(is_logits),
             want_acc=bool(is_logits and "acc" not in (metrics or {})), memory=memory_mb * 2**20,
             batch_size=batch_size,
         )

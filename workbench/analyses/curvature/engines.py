@@ -33,11 +33,12 @@ HVP_MODES = ("auto", "chain", "cached", "fwd-rev")
 
 
 class ForwardOverReverse:
-    """``jvp(grad(f))`` per direction; ``vmap`` over a block of directions where it works."""
+    """``jvp(grad(f))`` per direction; ``vmap`` over a block of directions where it works (the
+    caller's ``chunk`` sets the block)."""
 
     mode = "fwd-rev"
 
-    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor], max_block: int = 16):
+    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor], max_block: int = 1 << 30):
         self.f, self.theta, self.max_block = f, theta, max_block
         self.vmap_ok = True  # set to False after the first block that vmap cannot batch
 
