@@ -184,7 +184,7 @@ class ChainROperator:
         return deltas
 
     def release(self):
-        pass
+        self.workspace.clear()
 
     def gradient(self) -> dict[str, torch.Tensor]:
         out = {}
