@@ -17,10 +17,10 @@ call takes at once (the operator splits larger requests); ``release()`` drops ca
   Linear layers and element-wise activations; the cheapest where it applies.
 
 Measured with ``benchmarks/bench_hessian.py`` on this project's shared 2-core CPU (one thread,
-load average 3-4.5) for the 26k-parameter digits MLP on 1438 samples, one product: chain 5.2-6.5
-ms, cached 6.2-8.1 ms, fwd-rev 12.6-16.4 ms; PyHessian's product on its cached graph 6.1-7.6 ms.
-All of them are matrix-product bound (the same ~245k·N FLOPs for this MLP); the chain route saves
-autograd's overhead, not arithmetic.
+load average 1.5-1.8) for the 26k-parameter digits MLP on 1438 samples, one product (medians):
+chain 5.2-5.3 ms, cached 5.9-6.4 ms, fwd-rev 11.9-12.9 ms; PyHessian's product on its cached
+graph 5.7-6.0 ms. All are matrix-product bound (the same ~245k·N FLOPs for this MLP, ~3.5 ms at
+this CPU's ~98 GFLOP/s); the chain route saves autograd's overhead, not arithmetic.
 """
 
 from __future__ import annotations
