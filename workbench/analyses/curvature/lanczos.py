@@ -19,9 +19,9 @@ trained state (5 -> 6, 10 -> 11) for errors already below the tolerance (max 5e-
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 WHICH = ("LA", "SA", "LM")
@@ -34,23 +34,25 @@ def rademacher(n: int, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
 
 def tridiag_eigh(alphas, betas):
     """Eigen-decomposition (ascending) of the m x m tridiagonal matrix (α on the diagonal,
-    β[:m-1] beside it)."""
+    β[:m-1] beside it), as float64 tensors. Computed with numpy: for the small matrices of
+    Lanczos, torch's per-op overhead on tiny tensors cost more than the decomposition."""
     m = len(alphas)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    T = np.diag(np.asarray(alphas, dtype=np.float64))
     if m > 1:
-        off = torch.tensor(betas[: m - 1], dtype=torch.float64)
-        T += torch.diag(off, 1) + torch.diag(off, -1)
-    return torch.linalg.eigh(T)
+        off = np.asarray(betas[: m - 1], dtype=np.float64)
+        T += np.diag(off, 1) + np.diag(off, -1)
+    w, v = np.linalg.eigh(T)
+    return torch.from_numpy(w), torch.from_numpy(v)
 
 
-def pick(theta: torch.Tensor, which: str, k: int) -> torch.Tensor:
+def pick(theta, which: str, k: int):
     """Indices of the k Ritz values ``which`` asks for, in its order (``theta`` ascending)."""
     m = theta.shape[0]
     if which == "LA":
         return torch.arange(m - 1, max(m - 1 - k, -1), -1)
     if which == "SA":
         return torch.arange(min(k, m))
-    return torch.argsort(theta.abs(), descending=True)[:k]
+    return torch.argsort(torch.as_tensor(theta).abs(), descending=True)[:k]
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,17 @@ def ritz(alphas: list[float], betas: list[float], which: str, k: int) -> Ritz:
     theta, S = tridiag_eigh(alphas, betas)
     m = len(alphas)
     sel = pick(theta, which, k)
+    th, s_last = theta.numpy(), S.numpy()[-1]
+    idx = sel.numpy()
     last_beta = betas[m - 1] if len(betas) >= m else 0.0
-    res = last_beta * S[-1, sel].abs()
+    res = last_beta * np.abs(s_last[idx])
     if m > 1:
-        d = (theta[:, None] - theta[None, :]).abs()
-        d.fill_diagonal_(math.inf)
-        gaps = d[sel].min(1).values
+        d = np.abs(th[:, None] - th[None, :])
+        np.fill_diagonal(d, np.inf)
+        gaps = d[idx].min(1)
     else:
-        gaps = torch.full((len(sel),), math.inf, dtype=torch.float64)
-    return Ritz(theta, S, sel, theta[sel], res, gaps)
+        gaps = np.full(len(idx), np.inf)
+    return Ritz(theta, S, sel, theta[sel], torch.from_numpy(res), torch.from_numpy(gaps))
 
 
 def lanczos(matvec, v0: torch.Tensor, max_iter: int, *, k: int = 1, which: str = "LA",
@@ -124,10 +128,12 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int, *, k: int = 1, which: str =
         Q[j + 1] = w / b
         if tol is not None and j + 1 >= max(min_iter, k):
             r = ritz(alphas, betas, which, k)
-            th = r.values
-            ok_change = prev is not None and bool(((th - prev).abs() <= 10 * tol * th.abs().clamp_min(1e-30)).all())
-            prev = th
-            if bool(r.bound_ok(tol).all()) and ok_change:
+            th = r.values.numpy()  # (k,) in numpy: tiny arrays, no per-op torch overhead
+            scale = tol * np.maximum(np.abs(th), 1e-30)
+            ok_bound = bool(np.all(r.residuals.numpy() ** 2 / np.maximum(r.gaps.numpy(), 1e-300) <= scale))
+            ok_change = prev is not None and bool(np.all(np.abs(th - prev) <= 10 * scale))
+            prev = th.copy()
+            if ok_bound and ok_change:
                 converged = True
                 break
     m = len(alphas)
