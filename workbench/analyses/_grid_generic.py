@@ -47,6 +47,7 @@ class GridProblem:
     want_acc: bool = False  # is_logits, and the user's metrics do not define "acc" themselves
     memory: float = 256.0 * 2**20  # bytes
     batch_size: int | None = None
+    bn: str = "eval"  # "batch": a block is a batch (BatchNorm on its statistics), never split by memory
 
     @property
     def n(self) -> int:
@@ -68,6 +69,8 @@ class GridProblem:
         """(x, y) sample blocks: ``batch_size`` samples, or as many as fit the budget."""
         if self.batch_size is not None:
             b = int(self.batch_size)
+        elif self.bn == "batch":
+            b = self.n
         else:
             b = int(max(1.0, (self.memory - fixed_bytes)) // max(1.0, per_sample_bytes))
         b = max(1, min(self.n, b))
@@ -128,8 +131,15 @@ class _OutputPoints:
         return self.chosen
 
     def _point(self, c, xb, yb):
+        return self.values(functional_call(self.pb.work, self.pb.point_state(c), (xb,)), yb)
+
+    def extra_floats(self) -> float:
+        """Floats per sample a strategy keeps beside the activations (none here)."""
+        return 0.0
+
+    def values(self, out, yb):
+        """(1 + metrics,) from one point's outputs: the loss, the correct count, user metrics."""
         pb = self.pb
-        out = functional_call(pb.work, pb.point_state(c), (xb,))
         vals = [pb.lfo(out, yb)]
         if pb.want_acc:
             vals.append((out.argmax(-1) == yb).sum().to(out.dtype))
@@ -140,7 +150,7 @@ class _OutputPoints:
     def evaluate(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
         pb = self.pb
         G = coeffs.shape[0]
-        per_sample = 4.0 * pb.activation_floats() * 2
+        per_sample = 4.0 * (pb.activation_floats() * 2 + self.extra_floats())
         n_params = sum(v.numel() for v in pb.origin.values())
         # one point's activations for a block must fit; vmap multiplies by K
         blocks = list(pb.blocks(per_sample, 4.0 * n_params * (pb.k + 2)))

@@ -66,13 +66,16 @@ class ForwardOverReverse:
 
 
 class CachedDoubleBackward:
-    """Double backward through one gradient graph, built here (a forward and a backward)."""
+    """Double backward through one gradient graph, built here (a forward and a backward).
+    ``batched=True`` runs a block of directions through one batched backward
+    (``is_grads_batched``, a ``vmap`` over the graph) instead of one backward each."""
 
     mode = "cached"
-    max_block = 1 << 30  # any number of directions; they run one after another
+    max_block = 1 << 30  # any number of directions
 
-    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor]):
+    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor], batched: bool = False):
         self.leaves = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
+        self.batched = batched
         with torch.enable_grad():
             loss = f(self.leaves)
             self.grads = torch.autograd.grad(loss, list(self.leaves.values()), create_graph=True)
@@ -82,10 +85,16 @@ class CachedDoubleBackward:
             raise RuntimeError("this engine was released; build a new HessianOperator")
         b = next(iter(V.values())).shape[0]
         names, leaves = list(self.leaves), list(self.leaves.values())
-        rows = []
         with torch.enable_grad():
-            for j in range(b):
-                rows.append(torch.autograd.grad(self.grads, leaves, [V[k][j] for k in names], retain_graph=True))
+            if b > 1 and self.batched:
+                try:
+                    out = torch.autograd.grad(self.grads, leaves, [V[k] for k in names], retain_graph=True,
+                                              is_grads_batched=True)
+                    return {k: t.detach() for k, t in zip(names, out)}
+                except RuntimeError:  # an op without a batching rule: one backward per direction
+                    self.batched = False
+            rows = [torch.autograd.grad(self.grads, leaves, [V[k][j] for k in names], retain_graph=True)
+                    for j in range(b)]
         return {k: torch.stack([r[i] for r in rows]).detach() for i, k in enumerate(names)}
 
     def gradient(self) -> dict[str, torch.Tensor]:
