@@ -208,10 +208,10 @@ def test_fold_refused_when_the_normalised_tensor_is_read_elsewhere(digits):
     m.eval()
     dirs = list(wb.analyses.random_directions(m, 2, seed=0))
     ev = GridEvaluator(m, CE, digits.x, digits.y, dirs, evaluator="fold")
-    pairs, first = GF.find_folds(ev.work, {**ev.problem.origin, **ev.problem.buffers}, digits.x[:4])
-    assert [(p.layer, p.norm) for p in pairs] == [("conv", "bn")] and first == "conv"  # found, then refused
+    probe = GF.find_folds(ev.work, {**ev.problem.origin, **ev.problem.buffers}, digits.x[:4])
+    assert [(p.layer, p.norm) for p in probe.pairs] == [("conv", "bn")] and probe.first == "conv"  # found, refused
     assert type(ev.strategy) is GF.FoldedPoints and not ev.strategy.fm.pairs  # the layout levers alone
-    assert "changes the model's output" in ev.name and "layout levers only" in ev.name
+    assert "output changes with folding BatchNorm" in ev.name
     fm, note = GF.folded_model(ev.problem, channels_last=False, patches=False)
     assert fm is None and note.endswith("plain loop used")
     land = wb.analyses.loss_slice_2d(m, CE, digits, steps=3, span=0.3)

@@ -395,11 +395,14 @@ def test_strategy_factory_and_state_fixed_in_init(setup):
     d = L.random_directions(model, 2, seed=0)
     bn = wb.models.MLP(6, (8,), 3, norm="batch", seed=0)
     dbn = L.random_directions(bn, 2, seed=0)
+    tanh = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    dt = L.random_directions(tanh, 2, seed=0)
     cases = [
         (model, ce, d, "auto", GC.ChainLoop), (model, ce, d, "mlp-batched", GC.ChainBatched),
         (model, ce, d, "vmap", GG.VmapPoints), (model, ce, d, "loop", GG.LoopPoints),
         (bn, ce, dbn, "auto", GFo.FoldedPoints), (bn, ce, dbn, "loop", GG.LoopPoints),
-        (model, _SquaredError(), d, "auto", GG.MethodLossLoop), (model, ce, d, "fold", GG.LoopPoints),
+        (model, _SquaredError(), d, "auto", GG.MethodLossLoop), (model, ce, d, "fold", GFo.FoldedPoints),
+        (tanh, ce, dt, "fold", GG.LoopPoints),  # nothing to fold, no layout or in-place lever
     ]
     for m, meth, dirs, ev, cls in cases:
         g = GridEvaluator(m, meth, ds.x, ds.y, list(dirs), evaluator=ev,

@@ -61,24 +61,38 @@ def _is_eval_bn(m: nn.Module) -> bool:
             and m.running_mean is not None and m.running_var is not None)
 
 
-def find_folds(work: nn.Module, state: dict[str, torch.Tensor], xb: torch.Tensor):
-    """(pairs, first): the (layer, BatchNorm) pairs to fold and the name of a ``Conv2d`` that
-    reads the model's input directly (or None), from one probe forward with hooks."""
+@dataclass(frozen=True)
+class Probe:
+    """What one probe forward found: ``pairs`` to fold, ``first`` (a ``Conv2d`` reading the
+    model's input directly, or None), ``inplace`` (activation modules with an ``inplace`` switch
+    whose input is a fresh output of a conv/linear/BatchNorm layer)."""
+
+    pairs: tuple[FoldPair, ...]
+    first: str | None
+    inplace: tuple[str, ...]
+
+
+def find_folds(work: nn.Module, state: dict[str, torch.Tensor], xb: torch.Tensor) -> Probe:
+    """One probe forward of ``work`` on ``xb`` with hooks on its leaf modules; tensor identity
+    says which module's output each BatchNorm and activation reads (every module involved must
+    run once). Whether a folded/in-place tensor is *also* read elsewhere the hooks cannot see:
+    ``folded_model`` checks the rewritten copy against the plain one for that."""
     names = {id(m): n for n, m in work.named_modules()}
     calls: dict[str, int] = {}
-    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (layer name, tensor kept alive)
+    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (module name, tensor kept alive)
     reads: list[tuple[str, nn.Module, torch.Tensor]] = []
     first: list[str] = []
 
     def hook(mod, inputs, output):
         n = names[id(mod)]
         calls[n] = calls.get(n, 0) + 1
-        if isinstance(mod, _LAYERS) and isinstance(output, torch.Tensor):
+        x0 = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        if isinstance(mod, (*_LAYERS, nn.modules.batchnorm._BatchNorm)) and isinstance(output, torch.Tensor):
             produced[id(output)] = (n, output)
-            if isinstance(mod, nn.Conv2d) and inputs and inputs[0] is xb:
+            if isinstance(mod, nn.Conv2d) and x0 is xb:
                 first.append(n)
-        if _is_eval_bn(mod) and inputs and isinstance(inputs[0], torch.Tensor):
-            reads.append((n, mod, inputs[0]))
+        if x0 is not None and (_is_eval_bn(mod) or getattr(mod, "inplace", None) is False):
+            reads.append((n, mod, x0))
 
     leaves = [m for m in work.modules() if len(list(m.children())) == 0]
     hooks = [m.register_forward_hook(hook) for m in leaves]
@@ -89,22 +103,27 @@ def find_folds(work: nn.Module, state: dict[str, torch.Tensor], xb: torch.Tensor
         for h in hooks:
             h.remove()
     mods = dict(work.named_modules())
-    pairs = []
-    for norm, bn, z in reads:
+    pairs, inplace = [], []
+    for name, mod, z in reads:
         src = produced.get(id(z))
-        if src is None or src[1] is not z or calls.get(norm) != 1 or calls.get(src[0]) != 1:
+        if src is None or src[1] is not z or calls.get(name) != 1 or calls.get(src[0]) != 1:
+            continue
+        if not _is_eval_bn(mod):  # an activation reading a fresh layer output
+            inplace.append(name)
             continue
         layer = mods[src[0]]
-        out_ch = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-        if out_ch != bn.num_features or (isinstance(layer, nn.Linear) and z.ndim != 2):
+        if not isinstance(layer, _LAYERS):
             continue
-        pairs.append(FoldPair(src[0], norm, layer.bias is not None, float(bn.eps), bool(bn.affine)))
+        out_ch = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        if out_ch != mod.num_features or (isinstance(layer, nn.Linear) and z.ndim != 2):
+            continue
+        pairs.append(FoldPair(src[0], name, layer.bias is not None, float(mod.eps), bool(mod.affine)))
     first_conv = first[0] if len(first) == 1 and calls.get(first[0]) == 1 else None
     if first_conv is not None:
         conv = mods[first_conv]
         if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             first_conv = None
-    return tuple(pairs), first_conv
+    return Probe(tuple(pairs), first_conv, tuple(inplace))
 
 
 class _PatchConv(nn.Module):
@@ -148,11 +167,13 @@ def _set(root: nn.Module, name: str, module: nn.Module):
 
 class FoldedModel:
     """The rewritten copy and the state map: BatchNorm pairs folded, the first conv on patches,
-    4-D tensors channels-last."""
+    4-D tensors channels-last, activations in place."""
 
-    def __init__(self, work: nn.Module, pairs, first: str | None, channels_last: bool):
-        self.pairs, self.first, self.channels_last = pairs, first, channels_last
+    def __init__(self, work: nn.Module, pairs, first: str | None, channels_last: bool, inplace=()):
+        self.pairs, self.first, self.channels_last, self.inplace = pairs, first, channels_last, tuple(inplace)
         self.rw = functional_copy(work)
+        for name in self.inplace:  # the copy's activations overwrite the fresh layer outputs they read
+            self.rw.get_submodule(name).inplace = True
         for p in pairs:
             layer = self.rw.get_submodule(p.layer)
             if layer.bias is None:  # the fold gives every layer a bias (a parameter of the copy only)
@@ -249,32 +270,36 @@ def _reproduces(pb: GridProblem, fm: FoldedModel, xb: torch.Tensor) -> str:
                 return "the rewritten copy's output differs in type or shape"
             scale = float(ref.abs().max()) + 1e-6
             if not torch.allclose(got, ref, rtol=1e-3, atol=1e-4 * scale):
-                return ("folding BatchNorm changes the model's output (a tensor it normalises is also read "
-                        "elsewhere)" if fm.pairs else "the layout levers change the model's output")
+                levers = (["in-place activations"] if fm.inplace else []) + (["folding BatchNorm"] if fm.pairs else [])
+                return (f"the model's output changes with {' and '.join(levers) or 'the layout levers'} (a "
+                        "tensor overwritten or folded is also read elsewhere)")
     return ""
 
 
-def folded_model(pb: GridProblem, *, channels_last: bool | None = None, patches: bool | None = None):
-    """(FoldedModel or None, note): the rewritten copy, with the BatchNorm pairs dropped when
-    folding them does not reproduce the model (then the layout levers alone, if any); None when
-    no lever applies or none reproduces the model. ``channels_last``/``patches``: None =
-    ``choose_levers``."""
+def folded_model(pb: GridProblem, *, channels_last: bool | None = None, patches: bool | None = None,
+                 inplace: bool = True):
+    """(FoldedModel or None, note): the rewritten copy with every lever that reproduces the model;
+    tried in order: all levers; without in-place activations; without the BatchNorm pairs (the
+    layout levers alone). None when no lever applies or none reproduces the model.
+    ``channels_last``/``patches``: None = ``choose_levers``; ``inplace``: allow in-place activations."""
     xb = pb.x[:16]
-    pairs, first = find_folds(pb.work, {**pb.origin, **pb.buffers}, xb)
+    probe = find_folds(pb.work, {**pb.origin, **pb.buffers}, xb)
     cl_auto, pt_auto = choose_levers(pb.work, pb.x)
     cl = (cl_auto if channels_last is None else channels_last) and pb.x.ndim == 4
-    pt = (pt_auto if patches is None else patches) and first is not None
-    note = ""
-    for attempt in ((pairs, ()) if pairs else ((),)):
-        if not (attempt or cl or pt):
-            break
-        fm = FoldedModel(pb.work, attempt, first if pt else None, cl)
+    first = probe.first if (pt_auto if patches is None else patches) else None
+    attempts = [(probe.pairs, probe.inplace if inplace else ()), (probe.pairs, ()), ((), ())]
+    notes: list[str] = []
+    for pairs, acts in dict.fromkeys(attempts):  # in order, without repeats
+        if not (pairs or cl or first or acts):
+            continue
+        fm = FoldedModel(pb.work, pairs, first, cl, acts)
         why = _reproduces(pb, fm, xb)
         if not why:
-            return fm, (note + "; layout levers only") if note else ""
-        note = why
-    return None, (note + "; plain loop used") if note else \
-        "no eval-mode BatchNorm reads a conv/linear output alone and no wide convolution"
+            return fm, "; ".join(notes)
+        notes.append(why)
+    if notes:
+        return None, "; ".join(notes) + "; plain loop used"
+    return None, "no eval-mode BatchNorm reads a conv/linear output alone and no wide convolution"
 
 
 class FoldedPoints(LoopPoints):
@@ -286,6 +311,8 @@ class FoldedPoints(LoopPoints):
         super().__init__(pb)
         self.fm = fm
         levers = [f"{len(fm.pairs)} BatchNorm folded"] if fm.pairs else []
+        if fm.inplace:
+            levers.append(f"{len(fm.inplace)} activations in place")
         if fm.patch is not None:
             levers.append("first conv on patches")
         if fm.channels_last:
