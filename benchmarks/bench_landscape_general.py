@@ -22,9 +22,10 @@ What it does, in one run:
    largest convolution at the evaluation size, and a 64->64 3x3 convolution of 64 maps of 32x32),
    each in GFLOP/s; the slice's FLOP rate (a full forward per point, counted over convolutions,
    linear layers and attention by hooks) is printed as a fraction of each;
-5. ``--levers``: the fold strategy's levers one by one (BatchNorm folding alone, + channels-last,
-   + the first convolution on patches, all) on ``--lever-points`` grid points per round, to show
-   what each buys on each model (the evidence for the rules in ``_grid_folded.choose_levers``).
+5. ``--levers``: the fold strategy's levers added one by one (BatchNorm folding alone, + in-place
+   activations, + channels-last, + the first convolution on patches) on ``--lever-points`` grid
+   points per round, to show what each buys on each model (the evidence for the rules in
+   ``_grid_folded.choose_levers``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def slice_table(models, X, results, gf, args):
     return rows
 
 
-LEVERS = {"fold only": (False, False), "+channels-last": (True, False), "+patches": (False, True), "all": (True, True)}
+# cumulative: (channels_last, patches, inplace)
+LEVERS = {"fold": (False, False, False), "+in-place": (False, False, True), "+channels-last": (True, False, True),
+          "+patches": (True, True, True)}
 
 
 def levers(models, X, y, args):
@@ -176,8 +179,8 @@ def levers(models, X, y, args):
         for name, m in models.items():
             ev = GridEvaluator(m, ce, X[:n], y[:n], list(random_directions(m, 2, seed=0)), evaluator="loop")
             strats = {"loop": ev.strategy}
-            for lever, (cl, pt) in LEVERS.items():
-                fm, _ = GF.folded_model(ev.problem, channels_last=cl, patches=pt)
+            for lever, (cl, pt, ip) in LEVERS.items():
+                fm, _ = GF.folded_model(ev.problem, channels_last=cl, patches=pt, inplace=ip)
                 if fm is not None:
                     strats[lever] = GF.FoldedPoints(ev.problem, fm)
             auto = GridEvaluator(m, ce, X[:n], y[:n], list(random_directions(m, 2, seed=0)))
@@ -222,9 +225,14 @@ def main():
         levers(models, X, y, args)
     if args.skip_timing:
         return
-    results = time_slices(models, X, y, args)
     sizes = [int(v) for v in args.sizes.split(",")]
-    gf = throughput(models, X, sizes)
+    before = throughput(models, X, sizes)
+    results = time_slices(models, X, y, args)
+    after = throughput(models, X, sizes)
+    print("\nthroughput before / after the timing rounds (GFLOP/s by wall time): "
+          + "; ".join(f"{k if isinstance(k, str) else f'{k[0]}@{k[1]}'}: {before[k][0]:.1f} / {after[k][0]:.1f}"
+                      for k in before))
+    gf = {k: tuple((a + b) / 2 for a, b in zip(before[k], after[k])) for k in before}  # their mean
     slice_table(models, X, results, gf, args)
     print(f"load average at the end: {os.getloadavg()}")
 

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ._functional import functional_copy
+from ._functional import functional_copy, set_submodule
 from ._grid_generic import GridProblem, LoopPoints
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -160,11 +160,6 @@ class _PatchConv(nn.Module):
         return out.view(x.shape[0], *self.out_hw, w.shape[0]).permute(0, 3, 1, 2)  # channels-last view
 
 
-def _set(root: nn.Module, name: str, module: nn.Module):
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-
-
 class FoldedModel:
     """The rewritten copy and the state map: BatchNorm pairs folded, the first conv on patches,
     4-D tensors channels-last, activations in place."""
@@ -179,11 +174,11 @@ class FoldedModel:
             if layer.bias is None:  # the fold gives every layer a bias (a parameter of the copy only)
                 out = layer.weight.shape[0]
                 layer.bias = nn.Parameter(torch.zeros(out, device=layer.weight.device, dtype=layer.weight.dtype))
-            _set(self.rw, p.norm, nn.Identity())
+            set_submodule(self.rw, p.norm, nn.Identity())
         self.patch = None
         if first is not None:
             self.patch = _PatchConv(self.rw.get_submodule(first))
-            _set(self.rw, first, self.patch)
+            set_submodule(self.rw, first, self.patch)
         self.keys = set(dict(self.rw.named_parameters())) | set(dict(self.rw.named_buffers()))
 
     def state(self, st: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -219,12 +214,10 @@ class FoldedModel:
 
 
 def _scrambled_state(pb: GridProblem, pairs, g: torch.Generator) -> dict[str, torch.Tensor]:
-    """Origin parameters, randomly perturbed, and every folded BatchNorm far from the identity."""
-    st = {}
-    for k, v in {**pb.origin, **pb.buffers}.items():
-        if not v.is_floating_point():
-            st[k] = v
-            continue
+    """Origin parameters randomly perturbed (10 % of their mean size), the buffers as they are,
+    except every folded BatchNorm's statistics and affine parameters: far from the identity."""
+    st = dict(pb.buffers)
+    for k, v in pb.origin.items():
         r = torch.randn(v.shape, generator=g, dtype=torch.float32).to(v.device, v.dtype)
         st[k] = v + 0.1 * r * (v.abs().mean() + 1e-3)
     for p in pairs:
@@ -312,7 +305,7 @@ class FoldedPoints(LoopPoints):
         self.fm = fm
         levers = [f"{len(fm.pairs)} BatchNorm folded"] if fm.pairs else []
         if fm.inplace:
-            levers.append(f"{len(fm.inplace)} activations in place")
+            levers.append(f"{len(fm.inplace)} activation{'s' if len(fm.inplace) > 1 else ''} in place")
         if fm.patch is not None:
             levers.append("first conv on patches")
         if fm.channels_last:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ._functional import MethodLoss, functional_copy
+from ._functional import MethodLoss, flatten, functional_copy, unflatten
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,13 +77,29 @@ class GridProblem:
         for i in range(0, self.n, b):
             yield self.x[i : i + b], (None if self.y is None else self.y[i : i + b])
 
+    def __post_init__(self):
+        # origin and directions stacked as rows (k+1, P) when they share a dtype and device: a
+        # point's parameters are then one product (1, c) @ rows and views of it, instead of 2k
+        # small ops per parameter tensor (the per-point overhead that dominates small grids)
+        vals = [*self.origin.values(), *(v for d in self.dirs for v in d.values())]
+        names = list(self.origin)
+        same = (bool(vals) and all(v.dtype == vals[0].dtype and v.device == vals[0].device for v in vals)
+                and all(set(names) <= set(d) for d in self.dirs))
+        rows = torch.stack([flatten(d, names) for d in (self.origin, *self.dirs)]) if same else None
+        object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_shapes", {k: v.shape for k, v in self.origin.items()})
+
     def point_state(self, c: torch.Tensor) -> dict[str, torch.Tensor]:
         """Parameters (and buffers) at coefficients c (k,), built from the origin."""
-        state = {}
-        for name, v in self.origin.items():
-            for j in range(self.k):
-                v = v + c[j] * self.dirs[j][name]
-            state[name] = v
+        if self._rows is not None:
+            c1 = torch.cat([torch.ones_like(c[:1]), c]).to(self._rows.dtype)  # (k+1,)
+            state = unflatten(c1 @ self._rows, self._shapes, list(self._shapes))
+        else:
+            state = {}
+            for name, v in self.origin.items():
+                for j in range(self.k):
+                    v = v + c[j] * self.dirs[j][name]
+                state[name] = v
         bufs = dict(self.buffers)
         if self.bdirs is not None:
             for name, b in self.buffers.items():

@@ -9,10 +9,11 @@ data, origin, directions, metrics) and hands it to one strategy, picked by ``cho
                     split over threads on a multi-threaded CPU
 ``ChainBatched``    ``"mlp-batched"``: chain models, K points per batched call (K tuned on
                     the first points on an accelerator)
-``FoldedPoints``    ``"fold"``: any model with eval-mode BatchNorm after a conv/linear layer or
-                    wide convolutions: BatchNorm folded into the layer per point, channels-last,
-                    the first convolution on precomputed patches (``_grid_folded.py``); checked
-                    against the plain forward when built
+``FoldedPoints``    ``"fold"``: any model with a lever: eval-mode BatchNorm folded into the
+                    conv/linear layer before it per point, activations in place on fresh layer
+                    outputs, and for wide convolutions channels-last and the first convolution
+                    on precomputed patches (``_grid_folded.py``); checked against the plain
+                    forward when built. The default on a CPU when a lever applies
 ``VmapPoints``      ``"vmap"``: any model, ``vmap`` over K points (``_grid_generic.py``)
 ``LoopPoints``      ``"loop"``: any model, one ``functional_call`` per point
 ``MethodLossLoop``  ``"loop"`` for methods without ``loss_from_outputs``: ``method.loss`` per point

@@ -60,10 +60,11 @@ def _exact(op: HessianOperator, chunk: int):
     P = op.dim
     diag = []
     for s in range(0, P, chunk):
-        E = torch.zeros(min(chunk, P - s), P, dtype=op.dtype)  # (b, P) unit vectors
-        E[torch.arange(E.shape[0]), torch.arange(s, s + E.shape[0])] = 1
+        E = torch.zeros(min(chunk, P - s), P, dtype=op.dtype, device=op.device)  # (b, P) unit vectors
+        E[torch.arange(E.shape[0], device=op.device), torch.arange(s, s + E.shape[0], device=op.device)] = 1
         HE = op.matmat(E, chunk=chunk)
-        diag.append(HE[torch.arange(E.shape[0]), torch.arange(s, s + E.shape[0])].double().cpu())
+        idx = torch.arange(E.shape[0], device=op.device)
+        diag.append(HE[idx, idx + s].double().cpu())
     d = torch.cat(diag)
     return float(d.sum()), 0.0, d
 
