@@ -23,17 +23,21 @@ import torch
 from torch import nn
 
 from .._device import model_device
+from .._modes import eval_mode
 from ..data.dataset import Dataset
+from ..data.embeddings import Embeddings
 
 PROJECTIONS = ("pca", "umap", "tsne")
 
 
 @torch.no_grad()
 def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024) -> torch.Tensor:
-    """Features of every sample of ``data`` as an (N, d) CPU tensor.
+    """Features of every sample of ``data`` as an (N, d) CPU tensor: a ``wb.data.Embeddings``
+    carrying the data's labels, class names and (for images) inputs, so that every
+    features-only analysis and view can take it alone.
 
     ``fn(model, x)`` computes them (default ``model.features(x)``). The model runs in eval mode
-    and is put back in the mode it was in.
+    and every submodule is put back in the mode it was in.
     """
     if not isinstance(data, Dataset):
         if isinstance(data, torch.Tensor):
@@ -50,13 +54,22 @@ def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024) -> torch.T
     device = model_device(model)
     if data.device.type != "cpu" and data.device != device:
         raise ValueError(f"the model is on {device} but the data is on {data.device}; move one of them")
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [fn(model, x).detach().float().cpu() for x, _ in data.loader(batch_size, shuffle=False, device=device)]
-    finally:
-        model.train(was)
-    return torch.cat(out)
+    return _as_embeddings(torch.cat(out), data, model)
+
+
+def _as_embeddings(z: torch.Tensor, data: Dataset, model) -> torch.Tensor:
+    """``z`` as ``Embeddings`` with the data's labels, classes and image inputs (no copies);
+    features that are not (N, d) stay a plain tensor."""
+    if z.ndim != 2:
+        return z
+    meta = {"model": type(getattr(model, "module", model)).__name__, "data": data.name}
+    images = data.x.cpu() if data.kind == "image" else None
+    try:
+        return Embeddings(z, data.y.cpu() if data.y is not None else None, images, None, meta, classes=data.classes)
+    except ValueError:  # NaN/inf features: returned as they are, for the caller's check to report
+        return z
 
 
 def _as_numpy_2d(z, what="z") -> np.ndarray:

@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._device import model_device
+from .._modes import eval_mode
 from ..data.dataset import Dataset
+from ..data.embeddings import Embeddings
 
 SPACES = ("backbone", "logits", "embedding")
 
@@ -71,6 +73,13 @@ class Features:
     def __len__(self) -> int:
         return int(self.backbone.shape[0])
 
+    @classmethod
+    def of(cls, emb: Embeddings) -> Features:
+        """The features of precomputed ``Embeddings``: ``backbone`` = the embeddings (shared, not
+        copied), ``logits`` = ``emb.logits`` (or None), no method embedding; its labels."""
+        return cls(backbone=emb.tensor, logits=emb.logits, embedding=None, y=emb.labels,
+                   name=str(emb.meta.get("data", "embeddings")))
+
     def get(self, space: str) -> torch.Tensor:
         """The features of one space ("backbone", "logits" or "embedding"), or a clear error."""
         if space not in SPACES:
@@ -80,7 +89,8 @@ class Features:
             if space == "logits":
                 raise MissingFeaturesError(
                     "these features have no logits: the bank was built for a model trained by an "
-                    "embedding method (its linear head is untrained) or a model without head(z). "
+                    "embedding method (its linear head is untrained) or a model without head(z), or "
+                    "they are wb.data.Embeddings made without logits=. "
                     "Use a feature-space detector (Mahalanobis, SSD, KNN, ...) or build the bank "
                     "with FeatureBank(model, logits=True) to score the head anyway"
                 )
@@ -128,8 +138,14 @@ class FeatureBank:
     batch_size: samples per forward pass.
     """
 
-    def __init__(self, model: nn.Module, method=None, *, embed=None, logits: bool | None = None,
+    def __init__(self, model: nn.Module | None, method=None, *, embed=None, logits: bool | None = None,
                  batch_size: int = 1024):
+        if model is None:  # a bank of precomputed wb.data.Embeddings only
+            if method is not None or embed is not None:
+                raise ValueError("a bank without a model serves precomputed Embeddings; it takes no method/embed")
+            self.model, self.method, self.embed_fn = None, None, None
+            self.with_logits, self.batch_size, self.n_passes, self._cache = bool(logits), batch_size, 0, {}
+            return
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
         if not callable(getattr(model, "features", None)):
@@ -163,7 +179,15 @@ class FeatureBank:
 
     # ------------------------------------------------------------------ public
     def features(self, data) -> Features:
-        """The ``Features`` of ``data`` (a Dataset or an input tensor), computed once."""
+        """The ``Features`` of ``data`` (a Dataset or an input tensor), computed once; precomputed
+        ``wb.data.Embeddings`` are taken as they are (no model needed)."""
+        if isinstance(data, Embeddings):
+            return Features.of(data)
+        if self.model is None:
+            raise TypeError(
+                f"this bank has no model, so it serves precomputed wb.data.Embeddings only; got "
+                f"{type(data).__name__}: pass Embeddings, or build FeatureBank(model)"
+            )
         ds = as_dataset(data)
         key = id(ds)
         fp = (_fingerprint(self.model, self.method if isinstance(self.method, nn.Module) else None),
@@ -185,6 +209,8 @@ class FeatureBank:
     def __repr__(self) -> str:
         spaces = ["backbone"] + (["logits"] if self.with_logits else []) + (
             ["embedding"] if self.embed_fn is not None else [])
+        if self.model is None:
+            return "FeatureBank(precomputed Embeddings)"
         return (f"FeatureBank({type(self.model).__name__}, spaces={spaces}, cached data sets={len(self)}, "
                 f"passes={self.n_passes})")
 
@@ -195,13 +221,8 @@ class FeatureBank:
         device = model_device(model)
         if ds.device.type != "cpu" and ds.device != device:
             raise ValueError(f"the model is on {device} but the data is on {ds.device}; move one of them")
-        modes = [(model, model.training)]
-        if isinstance(method, nn.Module):
-            modes.append((method, method.training))
-        for m, _ in modes:
-            m.eval()
         back, logit, emb = [], [], []
-        try:
+        with eval_mode(model, method):
             for x, _ in ds.loader(self.batch_size, shuffle=False, device=device):
                 h = model.features(x)
                 h = h.reshape(h.shape[0], -1)
@@ -212,9 +233,6 @@ class FeatureBank:
                     e = self.embed_fn(model, x)
                     e = F.normalize(e.reshape(e.shape[0], -1).float(), dim=1)
                     emb.append(e.detach().cpu())
-        finally:
-            for m, was in modes:
-                m.train(was)
         self.n_passes += 1
         return Features(
             backbone=torch.cat(back),

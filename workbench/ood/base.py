@@ -8,6 +8,9 @@ pytorch-ood's split between model-level and feature-level calls).
   tensor of shape (N,). **Larger score = more OOD.**
 * ``source`` is a model (features are computed for this call) or a ``FeatureBank`` (features are
   computed once per data set and cached). ``data`` is a ``wb.data.Dataset`` or an input tensor.
+  Precomputed ``wb.data.Embeddings`` need no model: ``fit(emb)`` / ``predict(emb)`` (their
+  labels serve class-conditional detectors, their ``logits`` the logit detectors), and
+  ``fit_features(emb)`` takes the labels from them when ``y`` is not given.
 * Calling ``predict*`` before ``fit*`` raises ``NotFittedError``; mismatched feature sizes,
   NaN/inf features, missing labels for class-conditional detectors and OOD labels (-1) in the
   fitting data raise ``ValueError`` saying what to pass instead.
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.embeddings import Embeddings
 from .bank import SPACES, FeatureBank, Features, as_dataset
 
 __all__ = ["Detector", "NotFittedError", "check_features", "check_labels"]
@@ -172,13 +176,18 @@ class Detector:
     def _features_of(self, source, data) -> Features:
         if isinstance(data, Features):
             return data
+        if isinstance(data, Embeddings):
+            return Features.of(data)
         data = as_dataset(data)
         return self._bank(source).features(data)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, source, data=None):
         """Fit on in-distribution training data ``data`` using ``source`` (a model or a
-        FeatureBank) to compute the features. Returns self."""
+        FeatureBank) to compute the features, or precomputed ``Embeddings`` alone
+        (``fit(emb)``). Returns self."""
+        if data is None and isinstance(source, Embeddings):
+            source, data = None, source
         if data is None:
             if self.needs_fit_data:
                 raise ValueError(
@@ -199,7 +208,10 @@ class Detector:
 
     def fit_features(self, z, y=None):
         """Fit on precomputed in-distribution features ``z`` (N, d) (and labels ``y`` (N,) for
-        class-conditional detectors). Returns self."""
+        class-conditional detectors; taken from ``z.labels`` when ``z`` is ``Embeddings`` and
+        the detector needs them). Returns self."""
+        if y is None and self.needs_labels and isinstance(z, Embeddings):
+            y = z.labels
         self._reset()
         self._space()  # an unknown space= fails here, not only when a bank is asked for it
         if z is None:
@@ -240,8 +252,13 @@ class Detector:
                 ".fit_features(z, y) before predicting"
             )
 
-    def predict(self, source, data) -> torch.Tensor:
-        """OOD scores (N,) of ``data``, larger = more OOD; ``source`` a model or FeatureBank."""
+    def predict(self, source, data=None) -> torch.Tensor:
+        """OOD scores (N,) of ``data``, larger = more OOD; ``source`` a model or FeatureBank, or
+        precomputed ``Embeddings`` alone (``predict(emb)``)."""
+        if data is None and isinstance(source, Embeddings):
+            source, data = None, source
+        if data is None:
+            raise TypeError("predict needs the data to score: predict(model_or_bank, data) or predict(embeddings)")
         self._check_fitted()
         feats = self._features_of(source, data)
         return self.predict_features(feats.get(self._space()))

@@ -44,7 +44,8 @@ def save(model, method, history, *, name: str | None = None, store=None, **kwarg
 
 
 def load(run_id, *, store=None, **kwargs):
-    """``(model, method, history)`` of a run (``device=``, ``snapshots=``, ``step=``)."""
+    """``(model, method, history)`` of a run (``device=``, ``snapshots=``, ``step=``; ``model=MyNet()``
+    for a run of a wrapped network: the weights are loaded into it)."""
     return as_store(store).load(run_id, **kwargs)
 
 

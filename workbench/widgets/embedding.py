@@ -31,6 +31,7 @@ import html
 import numpy as np
 
 from .._optional import require
+from ..data.embeddings import Embeddings
 from ..viz._common import to_numpy
 from ..viz.embedding import is_categorical, png_bytes
 from ._map import pick_backend
@@ -86,13 +87,15 @@ class EmbeddingView(View):
     Parameters
     ----------
     projection: a ``Projection`` (``wb.analyses.project``), an ``AlignedProjections`` (its maps
-        become the snapshots) or an (N, 2) array.
+        become the snapshots), an (N, 2) array, or ``wb.data.Embeddings`` (mapped with PCA;
+        their labels, class names and images are used).
     labels: (N,) class labels (default ``data.y``); ``class_names`` names them (default
         ``data.classes``).
     color: the initial colouring: a registered name or an (N,) array (registered as ``"color"``).
     colors: dict name -> (N,) array of extra colourings (e.g. ``{"OOD score": s}``).
     predictions: (N,) predicted classes, registered as ``"prediction"``.
-    data: the Dataset (or (N, ...) tensor) of the points, for image thumbnails.
+    data: the Dataset (or (N, ...) tensor, or ``Embeddings`` with images) of the points, for
+        labels and image thumbnails.
     snapshots: maps over training: an ``AlignedProjections``, a list of (N, 2) arrays or a
         (T, N, 2) array; a slider steps through them (starting at the last).
     backend: the map's drawing library: ``"auto"`` (default: the best for the number of points),
@@ -118,6 +121,11 @@ class EmbeddingView(View):
         backend: str = "auto",
     ):
         super().__init__()
+        if isinstance(projection, Embeddings):  # precomputed embeddings: a PCA map of them
+            from ..analyses.embedding import project
+
+            data = projection if data is None else data
+            projection = projection if projection.shape[1] == 2 else project(projection, "pca", seed=0)
         self.frames, names, axis = _frames_from(projection, snapshots)
         if snapshot_names is not None:
             if len(snapshot_names) != len(self.frames):
@@ -180,6 +188,10 @@ class EmbeddingView(View):
     def _image_source(self, data):
         if data is None:
             return None
+        if isinstance(data, Embeddings):
+            data = data.images
+            if data is None:
+                return None
         x = getattr(data, "x", data)
         kind = getattr(data, "kind", None)
         x = to_numpy(x)

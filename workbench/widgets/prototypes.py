@@ -26,6 +26,7 @@ import struct
 import numpy as np
 
 from .._optional import require
+from ..data.embeddings import Embeddings, images_of
 from ..viz._common import patch, to_numpy
 from ..viz.embedding import png_bytes
 from ..viz.prototypes import (
@@ -55,7 +56,9 @@ class PrototypeView(View):
     Parameters
     ----------
     method: a prototype method (``wb.methods.PALM``) with ``embed``, ``prototypes``,
-        ``proto_class``; or a ``PrototypeMaps`` (``wb.analyses.prototype_maps``) computed before.
+        ``proto_class``; or a ``PrototypeMaps`` (``wb.analyses.prototype_maps``) computed before;
+        or ``wb.data.Embeddings`` (or None with ``data=`` Embeddings): k-means prototypes per
+        class (``wb.analyses.fit_prototypes``), no model needed.
     model: the trained model (needed when there are no snapshots).
     data: the labelled Dataset to show (with snapshots: the probe set they embedded); image data
         adds the gallery.
@@ -81,6 +84,8 @@ class PrototypeView(View):
         gallery_scale: int = 5,
     ):
         super().__init__()
+        if isinstance(method, Embeddings) and data is None:  # PrototypeView(emb): k-means prototypes
+            method, data = None, method
         if _is_maps(method):
             maps, self.method = method, None
         else:
@@ -96,7 +101,8 @@ class PrototypeView(View):
         self.coords = [c.numpy() for c in maps.coords]
         self.proto_coords = [c.numpy() for c in maps.proto_coords]
         self.names = list(maps.names)
-        self._images = to_numpy(data.x) if data is not None and getattr(data, "kind", None) == "image" else None
+        images = images_of(data) if data is not None else None
+        self._images = None if images is None else to_numpy(images)
         self.index = len(self.assignments) - 1
         a = self.assignments[self.index]
 
