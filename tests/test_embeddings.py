@@ -7,6 +7,8 @@ projected without being read into RAM."""
 from __future__ import annotations
 
 import copy
+import importlib.util
+import os
 import pickle
 import threading
 import time
@@ -232,7 +234,9 @@ class PeakAnon:
         return False
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.xfail(importlib.util.find_spec("workbench._stream") is None, strict=True,
+                   reason="needs the streamed PCA of issue 14 (workbench._stream, branch p2-scale); passes with it")
 def test_a_memory_mapped_file_is_projected_without_reading_it_into_ram(tmp_path):
     from numpy.lib.format import open_memmap
 

@@ -282,7 +282,10 @@ class Embeddings(torch.Tensor):
             known = self._wb_labels[self._wb_labels >= 0]
             n_cls = len(self.classes) if self.classes else (int(known.max()) + 1 if known.numel() else 0)
             unk = int((self._wb_labels < 0).sum())
-            parts.append(f"labels: {n_cls} classes" + (f", {unk} unknown (-1)" if unk else ""))
+            if not known.numel():
+                parts.append(f"labels: all {unk} unknown (-1)")
+            else:
+                parts.append(f"labels: {n_cls} classes" + (f", {unk} unknown (-1)" if unk else ""))
         if self._wb_images is not None:
             parts.append(f"images {tuple(self._wb_images.shape[1:])}")
         if self._wb_logits is not None:
