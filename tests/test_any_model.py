@@ -172,3 +172,31 @@ def test_every_classifier_view_builds(trained, splits):
     views.append(live)
     for v in views:
         assert isinstance(v, wb.widgets.View) and len(v.figure.data) > 0
+
+
+@pytest.mark.gpu
+def test_a_wrapped_network_on_the_gpu(splits, tmp_path):
+    """Every entry point takes the model's device: data stays on the CPU, results come back there."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    idt, idte, ood = splits
+    torch.manual_seed(0)
+    net = TinyResNet(classes=8).cuda()
+    model = wb.models.wrap(net)
+    method = wb.methods.CrossEntropy()
+    hist = wb.fit(model, method, idt, steps=4, batch_size=80, progress=False)
+    z = wb.analyses.embed(model, idte)
+    assert isinstance(z, wb.data.Embeddings) and z.device.type == "cpu"
+    assert wb.analyses.predict(model, idte).logits.device.type == "cpu"
+    s = wb.ood.KNN(k=5).fit(model, idt).predict(model, ood)
+    assert s.shape == (len(ood),) and torch.isfinite(s).all()
+    with Untouched(net):
+        line = wb.analyses.loss_slice_1d(model, method, idte, steps=3, seed=0)
+        wb.analyses.hessian_eigs(model, method, idte[:48], k=1)
+    assert torch.isfinite(line.loss).all()
+    path = wb.save_checkpoint(tmp_path / "gpu.safetensors", model, method)
+    fresh = TinyResNet(classes=8).cuda()
+    model2, method2 = wb.load_checkpoint(path, model=fresh)
+    assert next(fresh.parameters()).is_cuda and model2.module is fresh  # loaded where it is
+    assert torch.equal(model2.module.fc.weight, net.fc.weight)
+    assert hist.status == "completed"

@@ -130,6 +130,10 @@ def test_feature_maps_and_pooling():
         t = vit.patch_embed(x).flatten(2).transpose(1, 2)
         t = torch.cat([vit.cls_token.expand(4, -1, -1), t], 1) + vit.pos_embed
         assert torch.allclose(cls.features(x), vit.blocks(t)[:, 0])
+        tokens = wb.models.wrap(vit, features="blocks", pool="tokens", head="head")
+        assert torch.allclose(tokens.features(x), vit.blocks(t).mean(1))
+        with pytest.raises(ValueError, match=r"3-axis features \(4, 17, 16\).*pool='cls'.*'tokens'"):
+            wb.models.wrap(vit, features="blocks", head="head").features(x)
 
 
 def test_callable_features_and_a_new_head_module():

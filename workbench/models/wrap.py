@@ -20,10 +20,13 @@ without copying or changing it:
   the first of ``fc``, ``head``, ``classifier`` that exists; ``head=False``: an encoder, no head.
   With a head of your own (a function or module outside the network), ``forward(x)`` is
   ``head(features(x))``: the network's own output is then not the classifier's;
-* ``pool``: how feature maps become vectors: ``"avg"`` (default: the mean over every axis after
-  the channels, (N, C, H, W) -> (N, C)), ``"max"``, ``"flatten"``, ``"cls"`` (token 0 of an
-  (N, T, D) sequence), ``None`` (refuse anything but (N, d)), or a function. (N, d) features
-  are never pooled.
+* ``pool``: how feature maps become vectors: ``"avg"`` (default: the mean over the spatial axes
+  of channels-first maps, (N, C, H, W) -> (N, C)), ``"max"``, ``"flatten"``, ``"cls"`` (token 0
+  of an (N, T, D) sequence), ``"tokens"`` (the mean over the tokens of (N, T, D)), ``None``
+  (refuse anything but (N, d)), or a function. (N, d) features are never pooled. Three-axis
+  features are ambiguous ((N, C, L) signal maps or (N, T, D) token sequences, as timm's
+  ``forward_features`` returns for a ViT), so ``"avg"`` and ``"max"`` refuse them: say
+  ``"cls"``, ``"tokens"`` or pass a function.
 
 **Never copied, never changed.** The wrapper holds the network as its submodule ``module``
 (parameter names gain the ``module.`` prefix, as in ``DataParallel``); hooks live only for the
@@ -48,7 +51,7 @@ from torch import nn
 
 __all__ = ["wrap", "Wrapped", "WrappedClassifier", "POOLS", "HEAD_NAMES"]
 
-POOLS = ("avg", "max", "flatten", "cls", None)
+POOLS = ("avg", "max", "flatten", "cls", "tokens", None)
 HEAD_NAMES = ("fc", "head", "classifier")
 
 
@@ -122,6 +125,12 @@ def _pool(h, pool, where: str) -> torch.Tensor:
         raise ValueError(f"{where} returns shape {tuple(h.shape)}; features need a batch axis (N, d)")
     if callable(pool):
         out = pool(h)
+    elif pool in ("avg", "max") and h.ndim == 3:
+        raise ValueError(
+            f"{where} returns 3-axis features {tuple(h.shape)}: (N, C, L) maps or (N, T, D) tokens? Pass "
+            "pool='cls' (token 0), pool='tokens' (mean over tokens) or a function, e.g. "
+            "pool=lambda h: h.mean(2) for (N, C, L) maps"
+        )
     elif pool == "avg":
         out = h.mean(dim=tuple(range(2, h.ndim)))
     elif pool == "max":
@@ -132,10 +141,14 @@ def _pool(h, pool, where: str) -> torch.Tensor:
         if h.ndim != 3:
             raise ValueError(f"pool='cls' takes token 0 of (N, T, D) sequences, but {where} returns {tuple(h.shape)}")
         out = h[:, 0]
+    elif pool == "tokens":
+        if h.ndim != 3:
+            raise ValueError(f"pool='tokens' averages the tokens of (N, T, D) sequences, but {where} returns {tuple(h.shape)}")
+        out = h.mean(1)
     else:  # None
         raise ValueError(
             f"{where} returns feature maps of shape {tuple(h.shape)}; pass pool='avg' (mean over the "
-            "spatial axes), 'max', 'flatten', 'cls' (token 0) or a function to make (N, d) vectors"
+            "spatial axes), 'max', 'flatten', 'cls' (token 0), 'tokens' or a function to make (N, d) vectors"
         )
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ValueError(f"pooling {where}'s output {tuple(h.shape)} gave {getattr(out, 'shape', type(out))}; it must give (N, d)")
@@ -376,7 +389,7 @@ def wrap(module: nn.Module, features=None, head=None, *, pool="avg", output=None
             module.check(example)
         return module
     if pool not in POOLS and not callable(pool):
-        raise ValueError(f"unknown pool {pool!r}; valid: 'avg', 'max', 'flatten', 'cls', None or a function")
+        raise ValueError(f"unknown pool {pool!r}; valid: 'avg', 'max', 'flatten', 'cls', 'tokens', None or a function")
     if output is not None and not (isinstance(output, (str, int)) or callable(output)) or isinstance(output, bool):
         raise TypeError(f"output must be a key/attribute name, a tuple position or a function, got {output!r}")
     if input is not None and not isinstance(input, str):
