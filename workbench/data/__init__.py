@@ -95,7 +95,7 @@ def ood_split(
 def _ood_plan(y, ood_classes, frac, seed):
     """(held-out classes, ID classes, (N,) OOD mask, label remap) after checking the arguments."""
     if y is None:
-        raise ValueError("ood_split needs labels (they are None)")
+        raise ValueError("ood_split needs a labelled dataset (its labels are None)")
     check_number(frac, "frac", min=0, max=1, min_open=True, max_open=True,
                  hint="the share of the in-distribution samples that goes to ID train, e.g. 0.8")
     check_seed(seed)
