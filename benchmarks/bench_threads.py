@@ -1,22 +1,62 @@
 """When does a second torch thread pay for training? 1 vs N threads, quiet and with the other
-cores busy, for models from ~1 MFLOP to ~10 GFLOP per step.
+cores busy, for models from ~1 MFLOP to ~7 GFLOP per step.
 
-Run:  python benchmarks/bench_threads.py [--rounds 5] [--quick] [--json out.json]
+Run:  python benchmarks/bench_threads.py [--rounds 3] [--quick] [--only 0,5] [--json out.json]
 
 Each case trains with ``wb.fit(..., threads=k)`` (what a user runs) for enough steps that a run
-takes ~``--target`` seconds at the slower of the two thread counts and reports the median time per step over ``--rounds``
-rounds, 1 and N threads interleaved within each round. Conditions: ``quiet`` (nothing added;
-the machine is shared, so the load of other processes during each run is measured from
-/proc/stat and printed; before each quiet run the script waits, up to 20 s, until they use
-fewer than ``--wait-quiet`` cores, and redoes once a run in which they used more),
-``busy`` (a subprocess spinning ``while True: pass`` on each of the
-other N-1 cores) and ``bursty`` (the same spinners at a 50 % duty cycle: 5 ms on, 5 ms off,
-like a browser or another kernel). ``MFLOP/step`` is ``wb._threads.step_flops`` (forward +
-backward matmul/conv FLOPs of one batch), the quantity the ``threads="auto"`` rule reads.
-``speedup`` = time at 1 thread / time at N threads (> 1: N threads faster).
+takes ~``--target`` seconds at the slower of the two thread counts, and reports the median time
+per step over ``--rounds`` rounds, 1 and N threads interleaved within each round. Conditions:
 
-Measured on the 2-core shared box (see the report in the commit that added this file for the
-full table); the rule's thresholds in ``workbench/_threads.py`` come from it.
+* ``quiet``: nothing added. The machine may be shared, so the cores other processes use during
+  each run are measured from /proc/stat ("others"); before each quiet run the script waits (up
+  to ``--max-wait`` s) until they use fewer than ``--wait-quiet`` cores, and redoes once a run
+  in which they used more.
+* ``busy``: a subprocess spinning ``while True: pass`` on each of the other N-1 cores.
+* ``bursty``: the same spinners at a 50 % duty cycle (5 ms on, 5 ms off), like a browser or
+  another kernel.
+
+``MFLOP/step`` is ``wb._threads.step_flops`` (forward + backward matmul/conv FLOPs of one
+batch), the quantity the ``threads="auto"`` rule reads. ``speedup`` = time at 1 thread / time
+at N threads (> 1: N threads faster).
+
+Measured here (2-core box shared with other sessions, torch 2.13 CPU, 2026-12, ``--rounds 3
+--target 0.5``; load average 3.1-8.9 during the run, so "others" is printed beside every
+figure; ms/step medians):
+
+| case | batch | MFLOP/step | quiet 1 / 2 thr | speedup | others | busy 1 / 2 thr | speedup | others | bursty 1 / 2 thr | speedup | others |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| MLP 64-32-10 | 64 | 0.909 | 0.898 / 0.907 * | 0.99x | 0.03 | 0.578 / 3.71 | 0.16x | 0.75 | 0.833 / 1.34 | 0.62x | 0.40 |
+| MLP 64-128-128-10 | 64 | 9.93 | 0.748 / 0.815 * | 0.92x | 0.01 | 5.36 / 55.8 | 0.10x | 1.57 | 4.97 / 25.9 | 0.19x | 1.52 |
+| MLP 64-128-128-10 | 256 | 39.7 | 2.04 / 1.72 | 1.19x | 0.06 | 1.23 / 5.49 | 0.22x | 0.80 | 1.61 / 2.28 | 0.71x | 0.63 |
+| MLP 64-128-128-10 | 1024 | 159 | 3.94 / 29.6 | 0.13x | 0.51 | 20.5 / 107 | 0.19x | 1.61 | 16.3 / 74.9 | 0.22x | 1.57 |
+| MLP 64-256-256-10 | 256 | 130 | 8.7 / 48 | 0.18x | 1.40 | 2.78 / 3.8 | 0.73x | 0.58 | 2.75 / 23.7 | 0.12x | 1.05 |
+| MLP 64-512-512-10 | 256 | 461 | 7.92 / 5.17 | 1.53x | 0.01 | 17.2 / 22.8 | 0.76x | 1.06 | 7.85 / 8.22 | 0.96x | 0.43 |
+| MLP 64-1024-1024-10 | 256 | 1730 | 30.8 / 19.2 | 1.60x | 0.01 | 65.7 / 438 | 0.15x | 1.44 | 28.9 / 27.1 | 1.07x | 0.42 |
+| MLP 64-1024-1024-10 | 1024 | 6910 | 92.4 / 50.5 | 1.83x | 0.53 | 488 / 1180 | 0.41x | 1.77 | 413 / 650 | 0.64x | 1.75 |
+| ConvNet w16 8x8 | 128 | 179 | 18.9 / 238 | 0.08x | 1.61 | 28.6 / 510 | 0.06x | 1.74 | 33.8 / 367 | 0.09x | 1.75 |
+| ConvNet w32 8x8 | 256 | 1390 | 21.2 / 17.5 ** | 1.21x | 0.18 | 129 / 804 | 0.16x | 1.79 | 114 / 1420 | 0.08x | 1.77 |
+
+(*) quiet figures of these rows from earlier runs of this script in quieter minutes (the full
+run's were taken with others at 1.0-1.3 cores: 0.03x and 1.02x); (**) from a ``--quick
+--rounds 1`` run (the full run's: 0.12x with others at 1.69).
+
+What the rule in ``workbench/_threads.py`` takes from it:
+
+* With other processes on the second core (busy, or quiet rows whose "others" were >= 0.5),
+  two threads lost in every case, 0.06x-0.76x, up to 7 GFLOP/step. Only the machine's load
+  can allow a second thread, never the model's size alone.
+* On a quiet machine (others <= 0.06) two threads gained nothing below ~10 MFLOP/step
+  (0.92-0.99x), 1.19x at 40 MFLOP and 1.5-1.8x from 461 MFLOP on. The gain below the
+  threshold is small and the loss when a load appears mid-fit is large (0.1-0.2x), so
+  ``SMALL_STEP_FLOPS`` = 200 MFLOP sits in the unresolved gap between 40 and 461 MFLOP
+  (the 130-179 MFLOP cases never met a quiet minute here).
+* With others at ~0.4 core (bursty) the large models broke even (0.96x, 1.07x) and the small
+  ones lost: a second thread needs others below a quarter core (``FREE_SLACK`` = 0.25).
+
+End to end, the README's quick start (64-128-128-10 MLP, batch 256, 1000 steps with
+evaluation) on this box while JupyterLab, Chromium, kernels and other sessions' jobs ran
+beside it (load average 10-12): ``threads="auto"`` (1 thread) 12.5 / 9.9 / 8.9 s, torch's
+default of 2 threads 191 / 216 / 175 s (median 9.9 s vs 191 s, same accuracy 0.9638).
 """
 
 from __future__ import annotations
@@ -128,9 +168,11 @@ def main():
                     help="seconds per run (the slower thread count's, in each condition)")
     ap.add_argument("--conditions", default="quiet,busy,bursty")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default=None, help="comma-separated case numbers (0-based) to run")
     ap.add_argument("--json", default=None)
     ap.add_argument("--wait-quiet", type=float, default=0.3,
                     help="before each quiet run, wait until other processes use fewer cores (0: off)")
+    ap.add_argument("--max-wait", type=float, default=20.0, help="seconds to wait for quiet, at most")
     args = ap.parse_args()
 
     n_threads = args.threads or torch.get_num_threads()
@@ -141,7 +183,10 @@ def main():
           f"load average {os.getloadavg()}; per-core load now {busy_cores(0.5)}")
 
     rows = []
-    for label, make, batch in cases(args.quick):
+    todo = cases(args.quick)
+    if args.only:
+        todo = [todo[int(i)] for i in args.only.split(",")]
+    for label, make, batch in todo:
         model = make()
         flops = step_flops(model, data.x[:2], batch)[0]
         # calibrate the number of steps at 1 thread, quiet
@@ -160,7 +205,7 @@ def main():
                     for k in order:
                         for _attempt in range(2):  # a quiet run that others disturbed is redone once
                             if cond == "quiet" and args.wait_quiet:
-                                wait_quiet(args.wait_quiet)
+                                wait_quiet(args.wait_quiet, args.max_wait)
                             t, o = time_fit(make, data, batch, n_steps, k)
                             if cond != "quiet" or not args.wait_quiet or o is None or o < args.wait_quiet:
                                 break

@@ -93,6 +93,14 @@ def test_step_flops_falls_back_to_the_parameter_count():
     assert flops == 6 * 20 * 8 and "parameter count" in how
 
 
+def test_step_flops_does_not_initialise_lazy_modules():
+    lazy = nn.Sequential(nn.LazyLinear(4))
+    flops, how = step_flops(lazy, torch.zeros(2, 3), 8)
+    assert math.isnan(flops) and "lazy" in how
+    assert isinstance(lazy[0].weight, nn.parameter.UninitializedParameter)
+    assert choose_threads(flops, allowed=2).n == 1
+
+
 def test_the_rule():
     big = 10 * SMALL_STEP_FLOPS
     c = choose_threads(1e6, allowed=2, busy=[0.0, 0.0])

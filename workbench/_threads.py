@@ -11,17 +11,20 @@ an op is only as fast as its slowest thread. Small ops gain little from a second
 another process (a browser, another kernel, a test runner) holds a core, the thread that lands
 there waits for a time slice at every barrier: training a small model then runs several times
 *slower* with two threads than with one. ``benchmarks/bench_threads.py`` measures 1 vs N threads
-for models from 1 MFLOP to 10 GFLOP per step, on a quiet machine and with the other core busy;
+for models from 1 MFLOP to 7 GFLOP per step, on a quiet machine and with the other core busy;
 its table is in the benchmark's docstring. The rule ``choose_threads`` reads off it:
 
 1. **Never more than torch allows.** ``auto`` only lowers the count: a user's
    ``torch.set_num_threads(1)`` or ``OMP_NUM_THREADS=1`` (tests, CI, the notebooks) stays.
 2. **Small work per step: one thread.** Below ``SMALL_STEP_FLOPS`` (forward + backward matmul
-   FLOPs of one batch), a second thread gained at most ~10 % on a quiet machine and lost up to
-   ~3x with the other core busy.
+   FLOPs of one batch) a second thread gained nothing up to 10 MFLOP and 1.19x at 40 MFLOP on
+   the quiet 2-core machine, but lost 4-10x (0.10-0.26x) with the other core busy; from
+   461 MFLOP on it gained 1.5-1.8x.
 3. **Larger work: one thread per free core.** How many cores other processes use is sampled
    from ``/proc/stat`` for ``SAMPLE_S`` seconds (Linux; ``psutil`` elsewhere, else the machine
-   counts as quiet); ``floor(cores - used + FREE_SLACK)`` threads, at least one.
+   counts as quiet); ``floor(cores - used + FREE_SLACK)`` threads, at least one. With a core
+   busy two threads lost even at 7 GFLOP/step (0.41x); with 0.4 of a core used by others
+   (a bursty load) large models broke even (0.96-1.07x).
 
 The measurement is taken once, when ``fit`` starts: a load that starts later is not seen. The
 choice is recorded in ``History.config["threads"]`` and ``History.threads_note``; pass
@@ -141,9 +144,13 @@ def step_flops(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[floa
     costs about twice the forward). Counted with torch's ``FlopCounterMode`` on ``x`` (one or a
     few samples) in eval mode without gradients, so the model's buffers, modes and the random
     generator are left as they were. Returns ``(flops, how)``; a model the counter cannot run
-    falls back to ``6 x parameters x batch_size`` (exact for dense layers)."""
+    falls back to ``6 x parameters x batch_size`` (exact for dense layers), a model with lazy
+    modules that a forward would initialise to NaN (the rule then picks one thread)."""
+    from torch.nn.parameter import UninitializedParameter
     from torch.utils.flop_counter import FlopCounterMode
 
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        return math.nan, "not counted: lazy modules not initialised yet"  # a forward would do it
     try:
         with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
@@ -184,6 +191,8 @@ def choose_threads(
     work = f"{_fmt_flops(flops)}/step"
     if allowed <= 1:
         return ThreadChoice(1, f"auto: 1 thread (torch's setting is 1; {work})", flops)
+    if math.isnan(flops):
+        return ThreadChoice(1, "auto: 1 thread (work per step unknown)", flops)
     if not flops >= small:
         return ThreadChoice(1, f"auto: 1 thread (small model: {work} < {_fmt_flops(small)})", flops)
     if busy is None:

@@ -17,9 +17,9 @@ class History:
     ``status``: ``"completed"``, ``"stopped"`` (a callback asked, e.g. a stop button),
     ``"interrupted"`` (KeyboardInterrupt / the notebook's stop button) or ``"diverged"``
     (a non-finite loss; the model was restored to its last good state). ``message`` says why.
-    ``config`` holds fit's arguments (``config["threads"]``: the torch thread count the fit ran
-    with, None if it left torch's setting alone) and ``threads_note`` how that count was chosen,
-    e.g. ``"auto: 1 thread (small model: 39.7 MFLOP/step < 200 MFLOP)"``.
+    ``config`` holds fit's arguments and ``config["threads"]`` the torch thread count the fit
+    ran with; ``threads_note`` says how that count was chosen, e.g.
+    ``"auto: 1 thread (small model: 39.7 MFLOP/step < 200 MFLOP)"``.
     """
 
     steps: list[int] = field(default_factory=list)
