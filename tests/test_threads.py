@@ -51,7 +51,7 @@ def test_num_threads_restores_also_on_error():
     assert torch.get_num_threads() == old
     with num_threads(None):
         assert torch.get_num_threads() == old
-    with pytest.raises(ValueError, match="positive int"), num_threads(0):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"), num_threads(0):
         pass
     with pytest.raises(TypeError, match="got 'auto'"), num_threads("auto"):
         pass

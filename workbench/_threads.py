@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._checks import check_int
 from ._modes import eval_mode
 
 # forward + backward matmul/conv FLOPs of one batch below which one thread is used (see the
@@ -80,12 +81,7 @@ def check_threads(threads) -> None:
         return
     if isinstance(threads, str):
         raise ValueError(f"unknown threads option {threads!r}; pass 'auto', None or a positive int")
-    if isinstance(threads, bool) or not isinstance(threads, int):
-        raise TypeError(
-            f"threads must be 'auto', None (leave torch's setting) or a positive int, got {threads!r}"
-        )
-    if threads < 1:
-        raise ValueError(f"threads must be a positive int (or 'auto' / None), got {threads!r}")
+    check_int(threads, "threads", min=1, hint="or 'auto', or None to leave torch's setting")
 
 
 def available_cores() -> int:

@@ -8,8 +8,6 @@ what was wrong and what to pass instead: a wrong type raises ``TypeError``, a wr
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_bool, check_choice, check_int, check_number, check_seed
 from .._device import model_device, same_device_type
 from .._threads import check_threads
 from ..data.dataset import Dataset
@@ -116,43 +115,25 @@ def _check_finite_data(data: Dataset, what: str):
 
 
 # ---------------------------------------------------------------------- options
-def _int(value, name: str, *, minimum: int | None = 1, hint: str = "") -> int:
-    """``value`` as an int: TypeError for bools, floats and other types, ValueError below
-    ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
-            hint = hint or f"; pass {name}={int(value)}"
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__}){hint}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value}{hint}")
+def _count(value, name: str, *, min: int = 1) -> int:
+    """An int >= ``min`` ("a positive int" for 1); an integer-valued float (``steps=1e3``) is
+    refused with a hint (``pass steps=1000``)."""
+    hint = f"pass {name}={int(value)}" if isinstance(value, float) and value.is_integer() else ""
+    value = check_int(value, name, hint=hint)
+    if value < min:
+        raise ValueError(f"{name} must be {'a positive int' if min == 1 else f'an int >= {min}'}, got {value}")
     return value
-
-
-def _real(value, name: str, *, positive: bool, none_ok: bool, hint: str = "") -> float | None:
-    """``value`` as a finite float (> 0 if ``positive`` else >= 0), or None if allowed."""
-    if value is None and none_ok:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        alt = " or None" if none_ok else ""
-        raise TypeError(f"{name} must be a number{alt}, got {value!r} ({type(value).__name__}){hint}")
-    v = float(value)
-    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-        need = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{name} must be {need}, got {value!r}{hint}")
-    return value if type(value) in (int, float) else v  # numpy scalars become floats
 
 
 def _steps(steps, epochs, n_train: int, batch_size: int) -> int:
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
     if epochs is not None:
-        epochs = _int(epochs, "epochs")
+        epochs = _count(epochs, "epochs")
         return epochs * max(1, n_train // batch_size)
     if steps is None:
         return DEFAULT_STEPS
-    return _int(steps, "steps")
+    return _count(steps, "steps")
 
 
 def _callbacks(callbacks) -> tuple:
@@ -178,16 +159,17 @@ def check_fit_args(
     optimizer_options: dict[str, Any],
 ) -> tuple[FitConfig, tuple]:
     """Check ``fit``'s options; returns the ``FitConfig`` and the checked callbacks."""
-    batch_size = _int(batch_size, "batch_size")
+    batch_size = _count(batch_size, "batch_size")
     total = _steps(steps, epochs, n_train, batch_size)
-    lr = _real(lr, "lr", positive=True, none_ok=False, hint="; e.g. lr=1e-3")
-    weight_decay = _real(weight_decay, "weight_decay", positive=False, none_ok=True,
-                         hint="; None keeps the optimizer's default")
-    grad_clip = _real(grad_clip, "grad_clip", positive=True, none_ok=True,
-                      hint="; the largest gradient norm, e.g. grad_clip=1.0, or None")
-    if not (schedule is None or isinstance(schedule, str)) or schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; valid: None, 'constant', 'cosine', 'linear'")
-    warmup = _int(warmup, "warmup", minimum=0, hint="")
+    lr = check_number(lr, "lr", min=0, min_open=True, hint="e.g. lr=1e-3")
+    if weight_decay is not None:
+        weight_decay = check_number(weight_decay, "weight_decay", min=0,
+                                    hint="or None to keep the optimizer's default")
+    if grad_clip is not None:
+        grad_clip = check_number(grad_clip, "grad_clip", min=0, min_open=True,
+                                 hint="the largest gradient norm, e.g. grad_clip=1.0, or None")
+    check_choice(schedule, "schedule", SCHEDULES)
+    warmup = _count(warmup, "warmup", min=0)
     if warmup and warmup >= total:
         raise ValueError(
             f"warmup ({warmup} steps) must be shorter than the fit ({total} steps); "
@@ -196,15 +178,14 @@ def check_fit_args(
     if not has_val and eval_every is not None:
         raise ValueError("eval_every needs a validation set; pass val=... (e.g. the test split)")
     if eval_every is not None:
-        eval_every = _int(eval_every, "eval_every")
+        eval_every = _count(eval_every, "eval_every")
     elif has_val:
         eval_every = max(1, total // 10)
-    seed = _int(seed, "seed", minimum=None)
-    if not -(2**63) <= seed < 2**64:
-        raise ValueError(f"seed must fit in 64 bits, got {seed}")
+    seed = check_seed(seed)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be below 2**64 (torch's generator), got {seed}")
     callbacks = _callbacks(callbacks)
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+    check_bool(progress, "progress")
     check_threads(threads)
     check_optimizer(optimizer, lr=lr, weight_decay=weight_decay, **optimizer_options)
     cfg = FitConfig(
