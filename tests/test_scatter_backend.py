@@ -102,7 +102,7 @@ def test_colour_updates_the_points_in_place():
     assert [v[0] for v in w.legend_encoding["color"]["values"]] == ["a", "b", "c"]
     view.set_color("label")
     np.testing.assert_array_equal(w.points[:, comp], cats)
-    df = view.backend.scatter._data
+    df = view.backend._df()
     assert set(df.columns) <= {"x", "y", "index", "label", "cluster"}  # one colour column kept, not one per colouring
 
 
@@ -265,7 +265,7 @@ def test_a_million_points_is_one_binary_array():
     view = EmbeddingView(xy, lab)
     w = _widget(view)
     assert view.backend.name == "jscatter" and w.points.shape == (n, 4) and w.points.dtype.kind == "f"
-    df = view.backend.scatter._data
+    df = view.backend._df()
     assert not any(df[c].dtype == object for c in df.columns)  # numbers and categories only
     w.selection = np.arange(0, n, 10, dtype=np.uint32)
     assert len(view.selected) == 100_000

@@ -27,8 +27,15 @@ above it jupyter-scatter when it is installed, otherwise plotly on a stratified 
 shows) with a warning naming the extra to install. ``backend="plotly"`` / ``"jscatter"`` are
 honoured at any size (``"jscatter"`` without the package is an ImportError naming the extra).
 
-How the threshold was chosen (``benchmarks/bench_views.py``, headless Chromium, software WebGL,
-2 shared cores): see ``PLOTLY_MAX_POINTS``.
+How the threshold was chosen (``benchmarks/bench_views.py --browser``: real JupyterLab in headless
+Chromium, software WebGL, on this 2-core machine while it was shared, load average ~10; medians
+of 2): after a mouse lasso, the selection reached Python in 0.4-0.9 s with plotly up to 50 000
+points (1.8 s at 100 000), but the page drew again only 1.7 / 2.3 / 4.0 / 6.7 s after the mouse
+went up at 10k / 20k / 50k / 100k points (plotly restyles every point), and a map took 4.8 / 6.0 /
+8.7 / 12.7 s to appear; jupyter-scatter answered in 0.5-0.7 s and drew in 2.5-3.1 s at all these
+sizes. Up to 20 000 points plotly stays within ~2 s (and keeps its richer figure: legend,
+export, hover text); above, its cost grows with every point while jupyter-scatter's stays flat,
+so ``PLOTLY_MAX_POINTS = 20_000``.
 """
 
 from __future__ import annotations
@@ -46,8 +53,8 @@ __all__ = ["MapBackend", "PlotlyMap", "SampledMap", "BACKENDS", "PLOTLY_MAX_POIN
            "make_map", "backend_class"]
 
 #: ``backend="auto"`` draws with plotly up to this many points and with jupyter-scatter above
-#: (measured with benchmarks/bench_views.py, see the module docstring of this file and the README)
-PLOTLY_MAX_POINTS = 50_000
+#: (chosen from benchmarks/bench_views.py's browser timings: see the module docstring)
+PLOTLY_MAX_POINTS = 20_000
 
 
 class MapBackend(Protocol):  # pragma: no cover - documentation of the interface
@@ -68,7 +75,8 @@ class MapBackend(Protocol):  # pragma: no cover - documentation of the interface
 class PlotlyMap:
     """All points in one plotly ``Scattergl`` trace (``wb.viz.scatter_map``), patched in place.
 
-    Comfortable up to ~50 000 points; box/lasso selection and hover come from plotly.
+    Comfortable up to ~20 000 points (see ``PLOTLY_MAX_POINTS``); box/lasso selection and hover
+    come from plotly.
     ``note`` is written in the plot's top-left corner (e.g. how many points a sample shows).
     """
 
@@ -188,11 +196,6 @@ class SampledMap:
 
     def add_trace(self, trace):
         return self.inner.add_trace(trace)
-
-    def __getattr__(self, item):  # e.g. .figure, .scatter of the inner backend
-        if item == "inner":
-            raise AttributeError(item)
-        return getattr(self.inner, item)
 
 
 def _scatter_map_class():

@@ -48,10 +48,12 @@ SCALE_EXTRA = 'pip install -e ".[scale]"  (or: pip install jupyter-scatter)'
 
 
 def has_jscatter() -> bool:
-    """Whether jupyter-scatter can be imported (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("jscatter") is not None
+    """Whether jupyter-scatter can be imported (it is imported: only asked when a map needs it)."""
+    try:
+        require_jscatter()
+    except ImportError:
+        return False
+    return True
 
 
 def require_jscatter():
@@ -149,6 +151,7 @@ class ScatterMap:
             data=df, x="x", y="y", x_scale=self._xr, y_scale=self._yr, height=height, size=size,
             legend=True, legend_position="top-right", tooltip=True, tooltip_properties=["color"],  # set_color adds label and index
             axes=False, background_color="white", mouse_mode="lasso", lasso_type="freeform",
+            transition_points=True, transition_points_duration=300,  # snapshots glide (default 3 s)
         )
         self._value = (None, None, None, None)  # what the points are coloured by
         self._color_column = None
@@ -196,7 +199,7 @@ class ScatterMap:
         col = str(name)
         if col in ("x", "y") or (col == "label" and not is_labels):
             col = f"{name} (colour)"
-        df = self.scatter._data
+        df = self._df()
         if categorical:
             codes, labels, colours = self._categorical(values.astype(int), names)
             if col != "label":  # the label column is already there
@@ -275,8 +278,9 @@ class ScatterMap:
         i = int(content["index"])
         props = {}
         for p in content.get("properties") or []:
-            if p in self.scatter._data:
-                v = self.scatter._data[p].iloc[i]
+            df = self._df()
+            if p in df:
+                v = df[p].iloc[i]
                 props[p] = v.item() if hasattr(v, "item") else (str(v) if v == v else "NA")
         preview = None
         if content.get("preview") is not None and self._preview is not None:
@@ -284,6 +288,11 @@ class ScatterMap:
         self.scatter.widget.send({"type": "tooltip", "index": i, "preview": preview, "properties": props})
 
     # ------------------------------------------------------------------ drawing helpers
+    def _df(self):
+        """The DataFrame the scatter reads (colour columns are added to it in place). jupyter-scatter
+        1.0.1's ``Scatter.data()`` getter returns the Scatter itself, so it is read from ``_data``."""
+        return self.scatter._data
+
     def _draw_overlays(self):
         import jscatter
 

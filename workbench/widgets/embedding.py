@@ -1,7 +1,7 @@
 """``EmbeddingView``: an interactive WebGL map of an embedding.
 
-What it shows: every point of a 2-D projection in ONE ``Scattergl`` trace (so 50 000 points stay
-responsive), coloured by label, prediction, prototype or any per-point array (an OOD score,
+What it shows: every point of a 2-D projection (plotly: ONE ``Scattergl`` trace; a million
+points: jupyter-scatter, see below), coloured by label, prediction, prototype or any per-point array (an OOD score,
 say); hover gives index, label and value, and for image data a thumbnail in the side panel
 (updated on hover and click); a slider (with a play button) steps through training snapshots
 whose maps were aligned beforehand, moving the points in place; box/lasso selection hands the
