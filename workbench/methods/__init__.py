@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import augment
-from .base import Method
+from .base import CrossEntropyOnLogits, Method
 from .center_loss import CenterLoss
 from .consistency import ConsistencyDistillation
 from .cross_entropy import CrossEntropy
@@ -15,7 +15,7 @@ from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpo
 from .supcon import SupCon
 
 __all__ = [
-    "Method", "available", "create",
+    "Method", "CrossEntropyOnLogits", "available", "create",
     "CrossEntropy", "CenterLoss",                                   # classification
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
