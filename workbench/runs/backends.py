@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .trials import Trial, run_trial
 
-__all__ = ["BACKENDS", "require_ray", "ray_session", "run_trials"]
+__all__ = ["BACKENDS", "require_ray", "ray_session", "start_ray", "run_trials"]
 
 BACKENDS = ("sequential", "ray", "tune")
 _INSTALL = 'pip install -e ".[scale]"  (or: pip install "ray[tune]")'
@@ -66,11 +66,32 @@ def ray_session(num_cpus: int | None = None, address: str | None = None) -> Iter
     if address is not None:
         ray.init(address=address, **opts)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **opts)
+        start_ray(num_cpus or os.cpu_count() or 1, **opts)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def start_ray(num_cpus: int, tries: int = 2, **opts):
+    """``ray.init(num_cpus=...)`` of a local cluster, tried again once when it times out.
+
+    Ray 2.60's raylet gives its Python agents 15 s to start (not configurable); on a busy
+    machine (measured here at load average ~10 on 2 cores) they can take longer and ``ray.init``
+    fails with "The current node timed out during startup"; a second try often gets through.
+    """
+    import warnings
+
+    ray = require_ray()
+    for attempt in range(tries):
+        try:
+            return ray.init(num_cpus=num_cpus, **opts)
+        except Exception as err:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(err) or attempt == tries - 1:
+                raise
+            ray.shutdown()
+            warnings.warn(f"Ray's local cluster did not start in time (a busy machine?); trying again: {err}",
+                          RuntimeWarning, stacklevel=2)
 
 
 def run_trials(trials: Sequence[Trial], data, val, on_result: Callable, *, backend: str = "sequential",
