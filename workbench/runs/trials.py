@@ -62,9 +62,9 @@ class Trial:
 
     @property
     def label(self) -> str:
-        """``name seed=s`` (plus hyperparameters): how messages name the trial."""
-        hp = "".join(f" {k}={v}" for k, v in self.params.items())
-        return f"{self.name}{hp} seed={self.seed}"
+        """``name seed=s`` (a grid's run names hold the method and hyperparameters): how
+        messages name the trial."""
+        return f"{self.name} seed={self.seed}"
 
 
 def make_method(make, seed: int | None = None):
