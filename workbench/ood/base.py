@@ -17,6 +17,11 @@ pytorch-ood's split between model-level and feature-level calls).
 
 The fitted state lives on the device of the features it was fitted on (a bank keeps features on
 the CPU); ``predict_features`` refuses features on another device.
+
+Large inputs are checked and scored in row blocks of about ``SCORE_BLOCK_BYTES`` (float64) each
+(every detector's score of a row depends on that row alone), into one preallocated result, so
+scoring millions of rows (memory-mapped features from a ``FeatureBank(memory=..)``) needs memory
+for one block, not for a copy of the features.
 """
 
 from __future__ import annotations
@@ -27,10 +32,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._stream import row_chunks, rows_for, shared_tensor
 from ..data.embeddings import Embeddings
 from .bank import SPACES, FeatureBank, Features, as_dataset
 
-__all__ = ["Detector", "NotFittedError", "check_features", "check_labels"]
+__all__ = ["Detector", "NotFittedError", "check_features", "check_labels", "score_rows"]
+
+SCORE_BLOCK_BYTES = 32 * 2**20
+
+
+def score_rows(z: torch.Tensor) -> int:
+    """Rows per block when checking or scoring (N, d) features ``z``."""
+    return rows_for(SCORE_BLOCK_BYTES, 8 * max(1, z.shape[1]), at_least=1024)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -42,7 +55,7 @@ def check_features(z, what: str = "z") -> torch.Tensor:
     if isinstance(z, np.ndarray):
         if z.dtype == object:
             raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric (N, d) array")
-        z = torch.from_numpy(np.ascontiguousarray(z))
+        z = shared_tensor(np.ascontiguousarray(z))
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{what} must be an (N, d) torch tensor or numpy array, got {type(z).__name__}")
     if z.ndim == 1:
@@ -59,9 +72,13 @@ def check_features(z, what: str = "z") -> torch.Tensor:
     if not z.dtype.is_floating_point:
         z = z.float()
     z = z.detach()
-    bad = ~torch.isfinite(z)
-    if bool(bad.any()):
-        rows = bad.any(1).nonzero().flatten()[:5].tolist()
+    rows = []
+    for i, block in row_chunks(z, score_rows(z)):
+        bad = ~torch.isfinite(block)
+        if bool(bad.any()):
+            rows = (bad.any(1).nonzero().flatten()[:5] + i).tolist()
+            break
+    if rows:
         raise ValueError(
             f"{what} contains NaN or inf values (first bad rows: {rows}); the model's features are "
             "broken (diverged training?) or the inputs contain NaN: clean them before scoring"
@@ -101,7 +118,8 @@ class Detector:
 
     Subclasses set ``space`` (default feature space: "backbone", "logits" or "embedding"; a
     ``space`` hyperparameter overrides it), ``needs_labels``, ``needs_fit_data``, and implement
-    ``_fit(z, y)`` and ``_score(z) -> (N,)``.
+    ``_fit(z, y)`` and ``_score(z) -> (N,)``; ``_score`` must score each row on its own, since
+    large inputs are scored in row blocks.
     """
 
     space: str = "backbone"
@@ -276,9 +294,11 @@ class Detector:
         dev = getattr(self, "device_", None)
         if dev is not None and z.device != dev:
             raise ValueError(f"{type(self).__name__} was fitted on {dev} but got features on {z.device}; move them")
+        out = torch.empty(z.shape[0], dtype=torch.float32)
         with torch.no_grad():
-            s = self._score(z)
-        return s.detach().float().cpu()
+            for i, block in row_chunks(z, score_rows(z)):
+                out[i : i + block.shape[0]] = self._score(block).detach().float().cpu()
+        return out
 
     def _score(self, z) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
