@@ -7,6 +7,11 @@ shared checks then hold for every view: a ``View`` with figure widgets and contr
 ``go.Figure`` with the same traces as the figure widget, a working ``_repr_mimebundle_`` and a
 readable ``repr``. A view added to ``wb.widgets`` without a case here fails
 ``test_every_view_has_a_contract_case``.
+
+Views whose map can be drawn by jupyter-scatter (``backend="jscatter"``: EmbeddingView, OODLens,
+PrototypeView, LinkedMaps) have a second case, ``Name[jscatter]``: there the map figure is a
+``ScatterFigure`` (a box holding the jupyter-scatter widget, callable like a figure widget), whose
+traces are checked on its static export ``fig()``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ ipw = pytest.importorskip("ipywidgets")
 import plotly.graph_objects as go  # noqa: E402
 
 from workbench.widgets._figure import FigureWidget  # noqa: E402
+from workbench.widgets._scatter import ScatterFigure, has_jscatter  # noqa: E402
 from workbench.widgets._view import View  # noqa: E402
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -89,6 +95,33 @@ def case_embedding(blobs, **_):
     return view, dict(traces=traces, figures=["map"], controls=["color"])
 
 
+def case_embedding_jscatter(blobs, **_):
+    xy = np.random.default_rng(0).standard_normal((len(blobs), 2))
+    view = wb.widgets.EmbeddingView(xy, blobs.y, colors={"score": np.linspace(0, 1, len(blobs))}, backend="jscatter")
+    w = view.backend.scatter.widget
+    assert view.backend.name == "jscatter" and w.points.shape == (len(blobs), 4)
+    assert w.color_title == "label" and view.color_names == ["label", "score"]
+    traces = [("scattergl", "points", len(blobs)), ("scattergl", "highlighted", 0)] + [("scattergl", None, 1)] * 20
+    return view, dict(traces=traces, figures=["map"], controls=["color"])
+
+
+def case_linked(blobs, **_):
+    maps = np.random.default_rng(0).standard_normal((2, len(blobs), 2))
+    view = wb.widgets.LinkedMaps(maps, blobs.y, names=["teacher", "student"], backend="plotly")
+    assert view.backend == "plotly" and [v.n_points for v in view.views] == [len(blobs)] * 2
+    traces = [("scattergl", "points", len(blobs)), ("scattergl", "highlighted", 0)] + [("scattergl", None, 1)] * 20
+    return view, dict(traces=traces, figures=["teacher", "student"], controls=["color"])
+
+
+def case_linked_jscatter(blobs, **_):
+    maps = np.random.default_rng(0).standard_normal((2, len(blobs), 2))
+    view = wb.widgets.LinkedMaps(maps, blobs.y, names=["teacher", "student"], backend="jscatter")
+    ws = [v.backend.scatter.widget for v in view.views]
+    assert view.backend == "jscatter" and ws[0].view_sync and ws[0].view_sync == ws[1].view_sync  # jscatter.link
+    traces = [("scattergl", "points", len(blobs)), ("scattergl", "highlighted", 0)] + [("scattergl", None, 1)] * 20
+    return view, dict(traces=traces, figures=["teacher", "student"], controls=["color"])
+
+
 def case_prototypes(blobs, palm_fit, **_):
     model, palm, hist = palm_fit
     view = wb.widgets.PrototypeView(palm, model, blobs, snapshots=hist, top=2)
@@ -102,6 +135,41 @@ def case_prototypes(blobs, palm_fit, **_):
               ("scatter", "prototypes", kt)] + [("scattergl", f"mode {c}", 1) for c in range(8)]
     assert n_edges % 3 == 0 and 0 < n_edges <= 3 * 2 * kt
     return view, dict(traces=traces, figures=["map", "bars", "curves"], controls=["snapshot", "play"])
+
+
+def case_prototypes_jscatter(blobs, palm_fit, **_):
+    model, palm, hist = palm_fit
+    view = wb.widgets.PrototypeView(palm, model, blobs, snapshots=hist, top=2, backend="jscatter")
+    kt = palm.prototypes.shape[0]
+    assert view.map is view.figure and view.n_snapshots == 3
+    w = view._scatter.scatter.widget
+    n_edges = len(view._edges.trace.x)
+    assert len(w.annotations) == kt + n_edges // 3  # one outline per prototype, one line per edge
+    before = np.array(w.points[:, :2])
+    view.set_snapshot(0)
+    assert not np.allclose(before, w.points[:, :2])  # points moved in place
+    traces = [("scattergl", "points", len(blobs)), ("scattergl", "highlighted", 0)] + [("scattergl", None, 1)] * 20
+    traces += [("scatter", "top-2 assignments", None), ("scatter", "prototypes", kt)]
+    return view, dict(traces=traces, figures=["map", "bars", "curves"], controls=["snapshot", "play"])
+
+
+def _ood_map():
+    b = wb.ood.benchmark("gaussians8", n=240, seed=0)
+    model = wb.models.MLP(2, (8,), b.n_classes, seed=0)
+    bank = wb.ood.FeatureBank(model)
+    ood = {"held-out": b.ood[next(iter(b.ood))]}
+    cmp = wb.ood.compare([wb.ood.Mahalanobis(), wb.ood.KNN(k=3)], bank, b.id_train, b.id_test, ood)
+    return wb.ood.ood_map(cmp, bank, b.id_test, ood)
+
+
+def case_ood_lens_jscatter(**_):
+    omap = _ood_map()
+    view = wb.widgets.OODLens(omap, backend="jscatter")
+    n = len(omap.labels)
+    assert view.view.backend.name == "jscatter" and view.view.backend.scatter.widget.points.shape == (n, 4)
+    traces = [("scattergl", "points", n), ("scattergl", "highlighted", 0)] + [("scattergl", None, 1)] * 20
+    controls = ["detector", "ood set", "convention", "threshold", "snap id-positive", "snap ood-positive", "outline"]
+    return view, dict(traces=traces, figures=["map", "roc", "histograms"], controls=controls)
 
 
 def case_ood_lens(blobs, **_):
@@ -183,7 +251,10 @@ def case_compare(blobs, ce_fit, **_):
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
-    "LiveTraining": case_live, "CompareView": case_compare,
+    "LiveTraining": case_live, "CompareView": case_compare, "LinkedMaps": case_linked,
+    # the same views with their map drawn by jupyter-scatter
+    "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
+    "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,
 }
 
 
@@ -198,17 +269,25 @@ def _n(values):
     return None if values is None else len(values)
 
 
+def _live_traces(fig):
+    """The traces a figure widget holds; for a jupyter-scatter map, those of its static export."""
+    return fig.data if isinstance(fig, FigureWidget) else fig().data
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_view_contract(name, request):
+    if name.endswith("[jscatter]") and not has_jscatter():
+        pytest.skip("jupyter-scatter is not installed (the scale extra)")
     fixtures = {k: request.getfixturevalue(k) for k in ("blobs", "ce_fit", "palm_fit")
                 if k in CASES[name].__code__.co_varnames}
     view, expected = CASES[name](**fixtures)
 
     # one shape
-    assert isinstance(view, View) and isinstance(view, getattr(wb.widgets, name))
+    assert isinstance(view, View) and isinstance(view, getattr(wb.widgets, name.split("[")[0]))
     assert isinstance(view.widget, ipw.Box)
     assert list(view.figures) == expected["figures"]
-    assert all(isinstance(f, FigureWidget) for f in view.figures.values())
+    assert all(isinstance(f, (FigureWidget, ScatterFigure)) for f in view.figures.values())
+    assert name.endswith("[jscatter]") == isinstance(view.figure, ScatterFigure)
     assert set(expected["controls"]) <= set(view.controls)
     assert all(isinstance(c, ipw.DOMWidget) for c in view.controls.values())
     laid_out = {id(w) for w in _tree(view.widget)}
@@ -217,7 +296,7 @@ def test_view_contract(name, request):
             assert id(w) in laid_out, f"{name}: {what} {key!r} is registered but not in the view's widget"
 
     # what the constructor built, trace by trace
-    got = [(t.type, t.name, _n(t.x)) for t in view.figure.data]
+    got = [(t.type, t.name, _n(t.x)) for t in _live_traces(view.figure)]
     want = expected["traces"]
     assert len(got) == len(want), f"{name}: {len(got)} traces, expected {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
@@ -228,17 +307,23 @@ def test_view_contract(name, request):
     static = view.figure()
     assert type(static) is go.Figure and not isinstance(static, FigureWidget)
     assert [(t.type, t.name, _n(t.x)) for t in static.data] == got
-    for t, s in zip(view.figure.data, static.data):
+    for t, s in zip(_live_traces(view.figure), static.data):
         if t.x is not None and len(t.x) and t.type != "contour":
             np.testing.assert_array_equal(np.asarray(s.x, dtype=float), np.asarray(t.x, dtype=float))
     for key, f in view.figures.items():
-        assert len(f().data) == len(f.data), key
+        assert len(f().data) == len(_live_traces(f)), key
     static.data[0].name = "changed"
-    assert view.figure.data[0].name != "changed"  # a copy, not the widget's state
+    assert _live_traces(view.figure)[0].name != "changed"  # a copy, not the widget's state
+    if isinstance(view.figure, ScatterFigure):  # the export shows the points where the widget has them
+        xy = view.figure._owner._xy
+        np.testing.assert_allclose(np.asarray(static.data[0].x, dtype=float), xy[:, 0])
 
     # laid out to the width it is given: figures fill their container, rows wrap
     assert view.widget.layout.width == "100%"
     for key, f in view.figures.items():
+        if isinstance(f, ScatterFigure):  # the box fills its panel, jupyter-scatter takes the box's width
+            assert f.layout.width == "100%" and f._owner.scatter.widget.width == "auto", f"{name}: map {key!r}"
+            continue
         assert f.layout.width is None and f._config.get("responsive") is True, f"{name}: figure {key!r} has a fixed width"
     rows = [w for w in _tree(view.widget) if isinstance(w, ipw.HBox) and w.layout.flex_flow]
     assert rows and all("wrap" in w.layout.flex_flow for w in rows if w.layout.flex_flow != "row nowrap")
@@ -246,12 +331,12 @@ def test_view_contract(name, request):
     # displays itself, with a readable repr
     bundle = view._repr_mimebundle_()
     assert bundle[WIDGET_MIME]["model_id"] == view.widget.model_id
-    assert repr(view).startswith(f"{name}(")
+    assert repr(view).startswith(f"{name.split('[')[0]}(")
 
 
 def test_every_view_has_a_contract_case():
     views = {n for n in wb.widgets.__all__ if n != "View"}
-    assert views == set(CASES)
+    assert views == {k.split("[")[0] for k in CASES}
     assert all(issubclass(getattr(wb.widgets, n), View) for n in views)
 
 

@@ -74,6 +74,7 @@ from .landscape import (
     project_path,
     random_directions,
 )
+from .prototype_fit import FittedPrototypes, fit_prototypes
 from .prototypes import (
     PrototypeAssignments,
     PrototypeEvolution,
@@ -103,7 +104,7 @@ __all__ = [
     "aligned_projections", "AlignedProjections", "procrustes_fit", "fewshot_eval",
     "fewshot_from_embeddings", "sample_episodes", "prototype_classify", "FewShotResult",
     "prototype_assignments", "assignments_from", "prototype_evolution", "PrototypeAssignments",
-    "PrototypeEvolution", "prototype_maps", "PrototypeMaps", "alignment", "uniformity", "knn_accuracy", "knn_predict",
+    "PrototypeEvolution", "prototype_maps", "PrototypeMaps", "fit_prototypes", "FittedPrototypes", "alignment", "uniformity", "knn_accuracy", "knn_predict",
     "linear_probe_accuracy", "neural_collapse", "NeuralCollapse", "silhouette",
     "representation_metrics", "RepresentationMetrics", "representation_table", "agreement",
     "agreement_from_logits", "Agreement", "linear_cka", "relative_representation",

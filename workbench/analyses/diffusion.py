@@ -25,24 +25,7 @@ import torch
 from torch import nn
 
 from .._device import model_device
-
-
-class _EvalMode:
-    """Put modules in eval mode for the duration, then every submodule back in the mode it was in."""
-
-    def __init__(self, *modules):
-        self.modules = [m for m in modules if isinstance(m, nn.Module)]
-        self.was = []
-
-    def __enter__(self):
-        self.was = [(sub, sub.training) for m in self.modules for sub in m.modules()]
-        for m in self.modules:
-            m.eval()
-
-    def __exit__(self, *exc):
-        for sub, w in self.was:
-            sub.training = w
-        return False
+from .._modes import eval_mode
 
 
 def sample_shape_of(denoiser, shape=None) -> tuple[int, ...]:
@@ -201,7 +184,7 @@ def sample_trajectory(
     X = torch.empty((len(rec), n, *shape), device=device)  # (F, N, *shape)
     X0 = torch.empty_like(X)
     tvec = torch.empty((n,), dtype=torch.long, device=device)
-    with _EvalMode(denoiser, ddpm):
+    with eval_mode(denoiser, ddpm):
         for i, (t, t_prev) in enumerate(zip(ts_list, prevs)):
             out = denoiser(x, tvec.fill_(t))
             st = ddpm.step(out, t, x, t_prev=t_prev, sampler=sampler, eta=eta, generator=g, clip=clip)
@@ -301,7 +284,7 @@ def score_field(
     allx = pts.to(device).repeat(K, 1)  # (K*P, 2)
     allt = ts.to(device).repeat_interleave(P)  # (K*P,)
     eps_out, x0_out = [], []
-    with _EvalMode(denoiser, ddpm):
+    with eval_mode(denoiser, ddpm):
         for i in range(0, K * P, chunk):
             xb, tb = allx[i : i + chunk], allt[i : i + chunk]
             x0, eps = ddpm.predict_x0_eps(denoiser(xb, tb), xb, tb)

@@ -14,6 +14,7 @@ from .compare import CompareView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
 from .landscape import LandscapeView
+from .linked import LinkedMaps
 from .live import LiveTraining
 from .ood_lens import OODLens
 from .prototypes import PrototypeView
@@ -21,5 +22,5 @@ from .trajectory import TrajectoryView
 
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
-    "DistillationView", "LiveTraining", "CompareView",
+    "DistillationView", "LiveTraining", "CompareView", "LinkedMaps",
 ]
