@@ -20,7 +20,7 @@ from torch.func import functional_call
 from zoo import TinyResNet, TinyViT
 
 import workbench as wb
-from workbench._modes import eval_mode, train_mode
+from workbench._modes import eval_mode
 from workbench.analyses import _grid_folded as GF
 from workbench.analyses._landscape_engine import GridEvaluator
 
@@ -389,19 +389,30 @@ def test_blocked_engines_and_lockstep_lanczos_agree():
         torch.testing.assert_close(torch.tensor(runs[r][1]), torch.tensor(b), rtol=1e-5, atol=1e-7)
 
 
-def test_mixed_mode_restored_after_every_entry_point(digits):
-    """A model in train mode with one BatchNorm frozen in eval mode comes back exactly so."""
-    m = _model("resnet")
+@pytest.mark.parametrize("name", ["resnet", "vit"])
+def test_mixed_mode_restored_after_every_entry_point(name, digits):
+    """A model in train mode with one submodule frozen in eval mode (a BatchNorm of the ResNet, a
+    dropout of the ViT) comes back exactly so, bit for bit, after every analysis entry point."""
+    m = _model(name)
     m.train()
-    m.layer1.bn1.eval()
-    with train_mode(m):  # a no-op here; every switch goes through _modes
-        pass
+    frozen = m.layer1.bn1 if name == "resnet" else m.blocks[0].mlp[2]
+    frozen.eval()
     snap = _snapshot(m)
     other = copy.deepcopy(m)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.01)
+    g = torch.Generator().manual_seed(0)
+    path = [{k: v.detach() + 0.01 * i * torch.randn(v.shape, generator=g) for k, v in m.named_parameters()}
+            for i in range(3)]  # three points of a made-up training path
+    dirs = wb.analyses.random_directions(m, 2, seed=0)
     calls = [
         lambda: wb.analyses.loss_slice_2d(m, CE, digits, steps=3),
+        lambda: wb.analyses.loss_slice_2d(m, CE, digits, steps=3, evaluator="loop"),
         lambda: wb.analyses.loss_slice_1d(m, CE, digits, steps=3, bn="batch"),
         lambda: wb.analyses.interpolate(m, other, CE, digits, steps=3),
+        lambda: wb.analyses.path_directions(path, m),
+        lambda: wb.analyses.project_path(path, m, CE, digits, dirs),
         lambda: wb.analyses.hvp(m, CE, digits, {}),
         lambda: wb.analyses.hessian_eigs(m, CE, digits, k=1, max_iter=3),
         lambda: wb.analyses.hessian_trace(m, CE, digits, n_probes=2, bn="batch"),
@@ -411,4 +422,5 @@ def test_mixed_mode_restored_after_every_entry_point(digits):
     for call in calls:
         call()
         _assert_untouched(m, snap)
-    assert m.training and not m.layer1.bn1.training and m.layer1.bn2.training
+    assert m.training and not frozen.training
+    assert sum(not mod.training for mod in m.modules()) == 1
