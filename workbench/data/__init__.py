@@ -11,10 +11,11 @@ import torch
 from .._checks import check_number, check_seed
 from .builtin import BUILTIN
 from .dataset import Dataset, concat
+from .resize import resize
 
 NAMES = tuple(BUILTIN)
 
-__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES"]
+__all__ = ["Dataset", "load", "ood_split", "concat", "resize", "NAMES"]
 
 
 def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:

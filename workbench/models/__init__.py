@@ -15,7 +15,10 @@ from torch import nn
 
 from .._config import Configurable
 
-__all__ = ["Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS"]
+__all__ = [
+    "Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS",
+    "ProtoPNet", "STProtoPNet", "DeepCBC", "LinearHeadNet",                    # prototype-part networks
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -287,3 +290,10 @@ class TimeMLP(nn.Module, Configurable):
             parts.append(flat)
         h = self.inp(torch.cat(parts, dim=-1))
         return self.out(self.blocks(h)).reshape(shape)
+
+
+# prototype-part networks (one file each; imported last: they build on Classifier above)
+from .cbc import DeepCBC  # noqa: E402
+from .conv_trunk import LinearHeadNet  # noqa: E402
+from .protopnet import ProtoPNet  # noqa: E402
+from .st_protopnet import STProtoPNet  # noqa: E402
