@@ -195,3 +195,22 @@ def test_gcd_methods_refuse_bad_input(gcd_digits):
         wb.recipes.discover_categories(model, data, method="kmeans")
     with pytest.raises(ValueError, match="exceed"):
         wb.recipes.discover_categories(model, data, k_init=3)
+
+
+def test_lazily_set_state_survives_a_checkpoint(tmp_path, gcd_digits):
+    """Prototypes set after construction (GPCLoss, ProtoGCD) and the replay buffer (OnPro) come back."""
+    _, data = gcd_digits
+    model = wb.models.MLP(64, (16,), 10, seed=0)
+    anchors = torch.tensor([0, 1, 2, 3, 4] + [-1] * 3)
+    methods = [wb.methods.GPCLoss(feature_dim=16, dim=8).set_prototypes(torch.randn(8, 16), anchors, torch.ones(8)),
+               wb.methods.ProtoGCD(feature_dim=16, dim=8).set_prototypes(torch.randn(8, 16), anchors),
+               wb.methods.OnPro(10, buffer_size=12, feature_dim=16, dim=8)]
+    wb.fit(model, methods[2], data.with_labels(data.y.clamp(min=0)), steps=2, batch_size=10, progress=False)
+    for m in methods:
+        path = tmp_path / f"{type(m).__name__}.safetensors"
+        wb.save_checkpoint(path, model, m)
+        _, back = wb.load_checkpoint(path)[:2]
+        for k, v in m.state_dict().items():
+            assert torch.equal(back.state_dict()[k], v), (type(m).__name__, k)
+        if hasattr(m, "class_component"):
+            assert back.class_component == m.class_component == {c: c for c in range(5)}

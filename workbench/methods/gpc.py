@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from .._checks import check_number
 from ._heads import HeadMixin
+from ._lazy import LazyStateMixin
 from .augment import get_augmentation
 from .base import Method
 from .supcon import _mean_logs, supcon_loss
@@ -92,7 +93,7 @@ def component_targets(q: torch.Tensor, y: torch.Tensor, centroids: torch.Tensor,
     return torch.where(known & (mapped >= 0), mapped, nearest)
 
 
-class GPCLoss(HeadMixin, Method):
+class GPCLoss(LazyStateMixin, HeadMixin, Method):
     """0.65·InfoNCE + 0.35·SupCon + PCL on the GMM's components (see the module docstring).
 
     Call ``set_prototypes(centroids, anchor_class, density)`` before training with PCL (without
@@ -100,6 +101,7 @@ class GPCLoss(HeadMixin, Method):
     """
 
     needs_labels = True
+    _lazy_buffers = ("prototypes", "density", "anchor_class")
 
     def __init__(self, *, unsup_temperature: float = 1.0, sup_temperature: float = 0.07,
                  sup_weight: float = 0.35, pcl_weight: float = 1.0, augment="auto", head: str | None = "mlp",
@@ -116,7 +118,12 @@ class GPCLoss(HeadMixin, Method):
         self._init_head(head, dim, feature_dim, head_hidden, seed)
         self.register_buffer("prototypes", None)
         self.register_buffer("density", None)
+        self.register_buffer("anchor_class", None)
         self.class_component: dict[int, int] = {}
+
+    def _after_lazy_load(self):
+        if self.anchor_class is not None:
+            self.class_component = {int(a): i for i, a in enumerate(self.anchor_class.tolist()) if a >= 0}
 
     @torch.no_grad()
     def set_prototypes(self, centroids: torch.Tensor, anchor_class: torch.Tensor, density: torch.Tensor):
@@ -128,7 +135,8 @@ class GPCLoss(HeadMixin, Method):
         dev = next((p.device for p in self.parameters()), c.device)
         self.prototypes = c.to(dev)
         self.density = density.float().to(dev)
-        self.class_component = {int(a): i for i, a in enumerate(anchor_class.tolist()) if a >= 0}
+        self.anchor_class = torch.as_tensor(anchor_class).long().to(dev)
+        self._after_lazy_load()
         return self
 
     def loss(self, model, batch):

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from .._checks import check_bool, check_int, check_number
 from ._heads import HeadMixin
+from ._lazy import LazyStateMixin
 from .augment import get_augmentation
 from .base import Method
 from .cross_entropy import check_labels
@@ -71,7 +72,7 @@ def apf_pair_probabilities(means: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return torch.stack([i, j], 1), (1.0 / d).softmax(0)
 
 
-class OnPro(HeadMixin, Method):
+class OnPro(LazyStateMixin, HeadMixin, Method):
     """OnPro (see the module docstring). ``ope_weight=0, apf=False, ocm_weight=0`` is plain
     experience replay (ER); ``buffer_size=0`` trains on the stream alone.
 
@@ -81,6 +82,7 @@ class OnPro(HeadMixin, Method):
     """
 
     needs_labels = True
+    _lazy_buffers = ("buffer_x",)
 
     def __init__(self, n_classes: int, *, buffer_size: int = 200, replay_batch: int = 64, ope_weight: float = 1.0,
                  proto_temperature: float = 0.5, apf: bool = True, mixup_base_rate: float = 0.75,

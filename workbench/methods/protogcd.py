@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from .._checks import check_int, check_number
 from ._heads import HeadMixin
+from ._lazy import LazyStateMixin
 from .augment import get_augmentation
 from .base import Method
 from .gpc import contrastive_terms
@@ -78,10 +79,12 @@ def entropy_regulariser(logits: torch.Tensor, temperature: float = 0.1) -> torch
     return math.log(logits.shape[1]) + (p * torch.log(p.clamp_min(1e-12))).sum()
 
 
-class ProtoGCD(HeadMixin, Method):
+class ProtoGCD(LazyStateMixin, HeadMixin, Method):
     """Unified prototypes + DAPL (see the module docstring). Call ``set_prototypes`` first."""
 
     needs_labels = True
+    _lazy_buffers = ("anchor_class",)
+    _lazy_parameters = ("prototypes",)
 
     def __init__(self, *, sup_weight: float = 0.35, entropy_weight: float = 2.0, sep_weight: float = 0.1,
                  ratio=(0.0, 1.0), ramp_steps: int = 1000, unsup_temperature: float = 1.0,
@@ -102,6 +105,7 @@ class ProtoGCD(HeadMixin, Method):
         self.augment = get_augmentation(augment)
         self._init_head(head, dim, feature_dim, head_hidden, seed)
         self.register_parameter("prototypes", None)
+        self.register_buffer("anchor_class", None)
         self.class_component: dict[int, int] = {}
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
@@ -114,8 +118,13 @@ class ProtoGCD(HeadMixin, Method):
             raise ValueError("need K >= 2 centroids (K, d) and anchor_class (K,)")
         dev = next((p.device for p in self.parameters()), c.device)
         self.prototypes = torch.nn.Parameter(c.to(dev))
-        self.class_component = {int(a): i for i, a in enumerate(anchor_class.tolist()) if a >= 0}
+        self.anchor_class = torch.as_tensor(anchor_class).long().to(dev)
+        self._after_lazy_load()
         return self
+
+    def _after_lazy_load(self):
+        if self.anchor_class is not None:
+            self.class_component = {int(a): i for i, a in enumerate(self.anchor_class.tolist()) if a >= 0}
 
     def current_ratio(self) -> float:
         t = min(1.0, float(self.step) / self.ramp_steps)

@@ -98,7 +98,8 @@ def accuracy_heatmap(matrix, session: int = -1, *, title: str | None = "Accuracy
     z[~to_numpy(matrix.seen).astype(bool)] = np.nan
     classes = [str(int(c)) for c in to_numpy(matrix.classes)]
     text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)), "")
-    fig = go.Figure(go.Heatmap(z=z, x=list(range(len(classes))), y=list(range(s_total)), zmin=0, zmax=1,
+    z_json = [[None if not np.isfinite(v) else float(v) for v in r] for r in z]  # NaN cannot travel to a widget
+    fig = go.Figure(go.Heatmap(z=z_json, x=list(range(len(classes))), y=list(range(s_total)), zmin=0, zmax=1,
                                colorscale="Viridis", text=text, texttemplate="%{text}", textfont=dict(size=10),
                                hovertemplate="session %{y}, class %{customdata}<br>accuracy %{z:.3f}<extra></extra>",
                                customdata=np.tile(np.array(classes, dtype=object), (s_total, 1)),

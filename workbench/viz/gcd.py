@@ -116,7 +116,8 @@ def k_curve(film, frame: int = -1, *, true_k: int | None = None, title: str | No
     fig.add_trace(go.Scatter(x=x, y=to_numpy(film.k), mode="lines+markers", name="K", line=dict(color=colour(0)),
                              customdata=list(film.names), hovertemplate="%{customdata}<br>K = %{y}<extra></extra>"))
     acc = to_numpy(film.accuracy).astype(float)
-    fig.add_trace(go.Scatter(x=x, y=acc, mode="lines+markers", name="All acc (v2)", yaxis="y2",
+    acc_json = [float(a) if np.isfinite(a) else None for a in acc]  # NaN cannot travel to a widget
+    fig.add_trace(go.Scatter(x=x, y=acc_json, mode="lines+markers", name="All acc (v2)", yaxis="y2",
                              line=dict(color=colour(1), dash="dot"), visible=bool(np.isfinite(acc).any())))
     fig.add_trace(go.Scatter(mode="markers", name="shown", marker=dict(size=14, color="rgba(0,0,0,0)",
                                                                        line=dict(width=2, color="#111111"))))

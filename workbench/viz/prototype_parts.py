@@ -42,7 +42,7 @@ def _crop_tile(img: np.ndarray, box, size) -> np.ndarray:
     h, w = size
     f = max(1, min(h // max(crop.shape[0], 1), w // max(crop.shape[1], 1)))
     big = np.repeat(np.repeat(crop, f, 0), f, 1)
-    tile = np.full((h, w), np.nan)
+    tile = np.zeros((h, w))  # background (white in the grey scale); NaN cannot travel to a widget
     tile[: big.shape[0], : big.shape[1]] = big
     return tile
 
@@ -76,10 +76,10 @@ def explanation_patch(expl, i: int, k: int = 5, cls: int | None = None) -> dict:
     tiles, bx, by = [], [], []
     for r, j in enumerate(ids):
         tbox = to_numpy(expl.boxes[i, j])
-        train = image_array(to_numpy(proj.images[j])) if proj is not None else np.full((h, w), np.nan)
+        train = image_array(to_numpy(proj.images[j])) if proj is not None else np.zeros((h, w))
         pbox = to_numpy(proj.box[j]) if proj is not None else None
         tiles += [img, _crop_tile(img, tbox, (h, w)), train,
-                  _crop_tile(train, pbox, (h, w)) if pbox is not None else np.full((h, w), np.nan)]
+                  _crop_tile(train, pbox, (h, w)) if pbox is not None else np.zeros((h, w))]
         dy = r * (h + PAD)
         for col, box in ((0, tbox), (2, pbox)):
             if box is None:
@@ -88,7 +88,7 @@ def explanation_patch(expl, i: int, k: int = 5, cls: int | None = None) -> dict:
             bx += x
             by += y
     rows = len(ids)
-    mosaic = np.full((rows * (h + PAD) - PAD, 4 * (w + PAD) - PAD), np.nan)
+    mosaic = np.zeros((rows * (h + PAD) - PAD, 4 * (w + PAD) - PAD))
     for t, tile in enumerate(tiles):
         r, c = divmod(t, 4)
         mosaic[r * (h + PAD): r * (h + PAD) + h, c * (w + PAD): c * (w + PAD) + w] = tile
