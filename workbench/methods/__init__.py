@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import augment
-from .base import Method
+from .base import CrossEntropyOnLogits, Method
 from .cbc import CBCLoss
 from .center_loss import CenterLoss
 from .consistency import ConsistencyDistillation
@@ -22,7 +22,7 @@ from .st_protopnet import STProtoPNetLoss
 from .supcon import SupCon
 
 __all__ = [
-    "Method", "available", "create",
+    "Method", "CrossEntropyOnLogits", "available", "create",
     "CrossEntropy", "CenterLoss",                                   # classification
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
