@@ -139,7 +139,7 @@ def test_push_puts_every_prototype_exactly_on_a_training_patch(trained, digits16
         z = model.latents(train.x[n][None])[0][0]  # (D, h, w), the image alone
         r, c = proj.cell[j].tolist()
         assert torch.equal(model.prototypes[j].detach(), z[:, r, c].detach())  # exactly that patch
-        assert float(model.min_distances(train.x[n][None])[0, j]) < 1e-5
+        assert float(model.min_distances(train.x[n][None])[0, j].detach()) < 1e-5
         assert 0 <= r * w + c < w * model.map_size[0]
     assert proj.n_unique <= model.n_prototypes and "PatchProjection" in repr(proj)
 

@@ -1,7 +1,8 @@
 """Figures of category discovery: the mixture's components splitting and merging on a map, and
 K over the passes (static builders; ``widgets.GCDView`` patches them).
 
-``gmm_film_map(film, frame)``: points coloured by their component (or their class), the
+``gmm_film_map(film, frame)``: points coloured by their component (or their class; labelled
+samples drawn larger), the
 component centroids as stars (anchored components, those holding labelled samples, as
 diamonds) and the lines of this frame's splits (parent -> children) and merges (parents ->
 merged). ``gmm_film_patch`` gives the same for another frame. ``k_curve(film)``: K per frame
@@ -87,7 +88,7 @@ def gmm_film_map(film, frame: int = -1, *, color_by: str = "component",
     fig = go.Figure()
     fig.add_trace(go.Scattergl(
         mode="markers", name="samples", showlegend=False,
-        marker=dict(size=5, opacity=0.6, symbol=np.where(lab, "circle", "circle-open").tolist()),
+        marker=dict(size=np.where(lab, 7, 4).tolist(), opacity=0.7),
         customdata=np.stack([np.arange(len(labels)), labels], 1),
         hovertemplate="index %{customdata[0]}<br>class %{customdata[1]}<extra></extra>",
     ))
@@ -128,5 +129,6 @@ def k_curve(film, frame: int = -1, *, true_k: int | None = None, title: str | No
                       yaxis=dict(title="K", rangemode="tozero"),
                       yaxis2=dict(title="accuracy", overlaying="y", side="right", range=[0, 1.02], showgrid=False))
     fig = base_layout(fig, title, height=height)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(r=60))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(r=60, t=80 if title else 40))  # the legend sits between title and plot
     return fig

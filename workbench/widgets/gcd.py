@@ -1,7 +1,7 @@
 """``GCDView``: watch a semi-supervised mixture's components split and merge over the EM passes.
 
 Left, the embedding map of one frame (two frames per pass: after SS-k-means, after
-split/merge): the samples coloured by their component (or by their true class), filled when
+split/merge): the samples coloured by their component (or by their true class), larger when
 they carried a label; the components' centroids as stars (anchored to a labelled class: a
 diamond in its class's colour); the lines of the frame's splits (parent -> children) and
 merges (parents -> merged component). Right, K per frame with the true K dashed, and the v2 All
