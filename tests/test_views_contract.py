@@ -248,10 +248,62 @@ def case_compare(blobs, ce_fit, **_):
                       controls=["smoothing", "members", "log y", "projection"])
 
 
+def case_protopnet(**_):
+    ds = wb.data.resize(wb.data.load("digits", n=60, seed=0), 16)
+    model = wb.models.ProtoPNet(n_classes=10, prototypes_per_class=1, prototype_dim=4, width=4, seed=0)
+    proj = wb.analyses.project_prototypes(model, ds)
+    ex = wb.analyses.explain_predictions(model, ds, range(3), projection=proj)
+    view = wb.widgets.ProtoPNetView(ex, top=3)
+    assert np.asarray(view.figure.data[0].z).shape == (3 * 17 - 1, 4 * 17 - 1)  # 3 rows x 4 tiles of 16 px
+    assert len(view.figure.layout.yaxis.ticktext) == 3
+    wf = view.waterfall.data[0]
+    assert list(wf.measure) == ["relative"] * 4 + ["total"]
+    assert np.isclose(wf.y[-1], float(ex.outputs[0, int(ex.pred[0])]), atol=1e-4)
+    assert np.isclose(sum(wf.y[:-1]), wf.y[-1], atol=1e-4)  # the contributions sum to the logit
+    view.set_image(2).set_class(4)
+    assert view.class_select.value == 4 and np.isclose(view.waterfall.data[0].y[-1], float(ex.outputs[2, 4]), atol=1e-4)
+    view.set_image(0).set_class(None)
+    traces = [("heatmap", None, None), ("scatter", "matched patch", 2 * 3 * 6)]
+    return view, dict(traces=traces, figures=["explanation", "contributions"], controls=["image", "class"])
+
+
+def case_gcd(**_):
+    g = np.random.default_rng(0)
+    x = np.concatenate([c + 0.3 * g.standard_normal((40, 2)) for c in ([0, 0], [4, 0], [0, 4], [4, 4])])
+    cls = np.repeat(np.arange(4), 40)
+    y = np.where((cls < 2) & (g.random(160) < 0.5), cls, -1)
+    fit = wb.analyses.fit_ss_gmm(torch.tensor(x), torch.tensor(y), k_init=6)
+    film = wb.analyses.gmm_film(fit.frames, torch.tensor(x).float(), cls, labelled=y >= 0)
+    view = wb.widgets.GCDView(film, true_k=4, frame=0)
+    assert view.frame == 0 and len(view.curve.data[0].x) == film.n_frames
+    view.set_frame(1)
+    assert len(view.figure.data[2].x) == int(film.k[1]) and view.slider.value == 1
+    view.set_color("class").set_color("component").set_frame(0)
+    traces = [("scattergl", "samples", 160), ("scatter", "split / merge", 0), ("scatter", "components", 6)]
+    return view, dict(traces=traces, figures=["map", "k"], controls=["frame", "play", "color"])
+
+
+def case_continual(**_):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 4
+    embs = [torch.randn(60, 5, generator=g) + y[:, None].float() * (1 + s) for s in range(3)]
+    tasks = [[0, 1], [2], [3]]
+    preds = torch.stack([torch.where(torch.rand(60, generator=g) < 0.7, y, 0) for _ in range(3)])
+    mats = wb.analyses.accuracy_matrices(preds, y, tasks)
+    drift = wb.analyses.prototype_drift(embs, y, seen=[[0, 1], [0, 1, 2], [0, 1, 2, 3]])
+    view = wb.widgets.ContinualView(drift, mats, metrics=mats.metrics(), session=0)
+    assert len(view.figure.data[2].x) == 2 and len(view.figure.data[1].x) == 0  # two prototypes, no paths yet
+    view.set_session(2)
+    assert len(view.figure.data[2].x) == 4 and list(view.heat.data[1].y)[:2] == [1.5, 1.5]
+    traces = [("scattergl", "test samples", 60), ("scatter", "prototype path", None), ("scatter", "prototypes", 4)]
+    return view, dict(traces=traces, figures=["drift", "matrix"], controls=["session", "play"])
+
+
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
     "LiveTraining": case_live, "CompareView": case_compare, "LinkedMaps": case_linked,
+    "ProtoPNetView": case_protopnet, "GCDView": case_gcd, "ContinualView": case_continual,
     # the same views with their map drawn by jupyter-scatter
     "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
     "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,

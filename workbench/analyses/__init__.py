@@ -5,6 +5,15 @@ Never imports plotly or ipywidgets, never changes the model (weights, buffers, m
 
 from .batchnorm import batchnorm_recalibrated
 from .classification import Predictions, predict
+from .continual import (
+    FORGETTING_CONVENTIONS,
+    AccuracyMatrices,
+    ContinualMetrics,
+    PrototypeDrift,
+    accuracy_matrices,
+    continual_metrics,
+    prototype_drift,
+)
 from .curvature import (
     HessianEigs,
     HessianOperator,
@@ -59,6 +68,9 @@ from .fewshot import (
     prototype_classify,
     sample_episodes,
 )
+from .gcd import CONVENTIONS as GCD_CONVENTIONS
+from .gcd import GCDAccuracy, cluster_accuracy, hungarian_match
+from .gmm_film import GMMFilm, gmm_film
 from .kernel_distillation import KernelSelfDistillation, kernel_self_distillation
 from .landscape import (
     Interpolation,
@@ -74,7 +86,14 @@ from .landscape import (
     project_path,
     random_directions,
 )
+from .prototype_calibration import class_means, cosine_predict, teen_calibrate
 from .prototype_fit import FittedPrototypes, fit_prototypes
+from .prototype_parts import (
+    PatchProjection,
+    PrototypeExplanations,
+    explain_predictions,
+    project_prototypes,
+)
 from .prototypes import (
     PrototypeAssignments,
     PrototypeEvolution,
@@ -98,6 +117,15 @@ from .representation import (
     uniformity,
 )
 from .similarity import RelativeSimilarity, linear_cka, relative_representation, relative_similarity
+from .ss_gmm import (
+    GMMFrame,
+    NIWPrior,
+    SSGMMFit,
+    fit_ss_gmm,
+    log_split_ratio,
+    niw_log_marginal,
+    ss_kmeans,
+)
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -120,6 +148,11 @@ __all__ = [
     "Interpolation", "PathDirections", "TrainingPath", "hvp", "hessian_eigs", "hessian_trace",
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
+    "project_prototypes", "PatchProjection", "explain_predictions", "PrototypeExplanations",
+    "cluster_accuracy", "hungarian_match", "GCDAccuracy", "GCD_CONVENTIONS",
+    "continual_metrics", "ContinualMetrics", "accuracy_matrices", "AccuracyMatrices", "FORGETTING_CONVENTIONS",
+    "prototype_drift", "PrototypeDrift", "teen_calibrate", "class_means", "cosine_predict",
+    "gmm_film", "GMMFilm", "fit_ss_gmm", "SSGMMFit", "GMMFrame", "NIWPrior", "niw_log_marginal", "log_split_ratio", "ss_kmeans",
 ]
 
 

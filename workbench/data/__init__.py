@@ -14,12 +14,13 @@ from .builtin import BUILTIN
 from .dataset import Dataset, concat
 from .embeddings import Embeddings, images_of
 from .files import from_files
+from .resize import resize
 from .torchdata import from_torch
 
 NAMES = tuple(BUILTIN)
 
-__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES", "Embeddings", "from_files", "from_torch",
-           "images_of"]
+__all__ = ["Dataset", "load", "ood_split", "concat", "resize", "NAMES", "Embeddings", "from_files",
+           "from_torch", "images_of"]
 
 
 def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from . import augment
 from .base import CrossEntropyOnLogits, Method
+from .cbc import CBCLoss
 from .center_loss import CenterLoss
 from .consistency import ConsistencyDistillation
+from .cosine_classifier import CosineClassifier
 from .cross_entropy import CrossEntropy
 from .ddpm import DDPM
+from .gpc import GPCLoss
 from .kd import KnowledgeDistillation, kd_loss
+from .onpro import OnPro
 from .palm import PALM
+from .protogcd import ProtoGCD
+from .protopnet import ProtoPNetLoss
 from .pskd import PSKD
 from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
+from .st_protopnet import STProtoPNetLoss
 from .supcon import SupCon
 
 __all__ = [
@@ -21,6 +28,9 @@ __all__ = [
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
     "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",
     "DDPM", "ConsistencyDistillation",                              # diffusion
+    "ProtoPNetLoss", "STProtoPNetLoss", "CBCLoss",                  # prototype-part networks
+    "GPCLoss", "ProtoGCD",                                          # category discovery
+    "CosineClassifier", "OnPro",                                    # continual learning
 ]
 
 

@@ -15,8 +15,11 @@ from torch import nn
 
 from .._config import Configurable
 
-__all__ = ["Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS",
-           "wrap", "Wrapped", "WrappedClassifier"]
+__all__ = [
+    "Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS",
+    "wrap", "Wrapped", "WrappedClassifier",                                       # models you did not write
+    "ProtoPNet", "STProtoPNet", "DeepCBC", "LinearHeadNet",                    # prototype-part networks
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -290,4 +293,9 @@ class TimeMLP(nn.Module, Configurable):
         return self.out(self.blocks(h)).reshape(shape)
 
 
+# prototype-part networks (one file each; imported last: they build on Classifier above)
+from .cbc import DeepCBC  # noqa: E402
+from .conv_trunk import LinearHeadNet  # noqa: E402
+from .protopnet import ProtoPNet  # noqa: E402
+from .st_protopnet import STProtoPNet  # noqa: E402
 from .wrap import Wrapped, WrappedClassifier, wrap  # noqa: E402  (models you did not write)

@@ -9,5 +9,14 @@ distilled into fresh copies of itself (Born-Again Networks).
 """
 
 from .born_again import SelfDistillationResult, self_distillation
+from .fscil import FSCILResult, fscil_teen
+from .gcd import CategoryDiscovery, discover_categories
+from .online_cl import OnlineCLResult, online_continual
+from .protopnet import ProtoPNetTraining, linear_head_baseline, train_protopnet
 
-__all__ = ["self_distillation", "SelfDistillationResult"]
+__all__ = [
+    "self_distillation", "SelfDistillationResult",
+    "train_protopnet", "ProtoPNetTraining", "linear_head_baseline",
+    "discover_categories", "CategoryDiscovery",
+    "fscil_teen", "FSCILResult", "online_continual", "OnlineCLResult",
+]

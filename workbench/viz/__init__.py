@@ -21,6 +21,17 @@ from .compare import (
     metrics_table,
     training_panels,
 )
+
+# continual learning
+from .continual import (
+    DriftTrace,
+    HeatTrace,
+    accuracy_heatmap,
+    drift_map,
+    drift_patch,
+    heatmap_patch,
+    session_curves,
+)
 from .data import samples
 
 # diffusion
@@ -53,6 +64,9 @@ from .distillation import (
 # embeddings and prototypes
 from .embedding import MapTrace, aligned_maps, embedding, map_color_patch, png_bytes, scatter_map
 
+# category discovery
+from .gcd import GMMFilmTrace, KCurveTrace, gmm_film_map, gmm_film_patch, k_curve, k_curve_patch
+
 # loss landscapes and curvature
 from .landscape import (
     PanelTrace,
@@ -78,6 +92,13 @@ from .ood import (
     roc_figure,
     roc_index,
     score_histograms,
+)
+from .prototype_parts import (
+    ExplainTrace,
+    contribution_patch,
+    contribution_waterfall,
+    explanation_mosaic,
+    explanation_patch,
 )
 from .prototypes import (
     ProtoMapTrace,
@@ -109,4 +130,8 @@ __all__ = [
     "RocTrace", "roc_index", "roc_curve_patch", "LandingTrace", "landing_patch", "trajectory_slots",
     "panel_patch", "image_slots", "PanelTrace", "panel_trace", "MapsTrace", "ProbeTrace", "student_patch",
     "TrainingTrace",
+    # prototype-part networks, category discovery
+    "explanation_mosaic", "contribution_waterfall", "ExplainTrace", "explanation_patch", "contribution_patch",
+    "gmm_film_map", "k_curve", "GMMFilmTrace", "KCurveTrace", "gmm_film_patch", "k_curve_patch",
+    "drift_map", "accuracy_heatmap", "session_curves", "DriftTrace", "HeatTrace", "drift_patch", "heatmap_patch",
 ]
