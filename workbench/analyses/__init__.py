@@ -19,6 +19,14 @@ from .curvature import (
     spectral_density,
 )
 from .diffusion import ScoreField, Trajectory, matching_frames, sample_trajectory, score_field
+from .diffusion_classifier import (
+    ClassifierCurve,
+    DiffusionClassification,
+    classifier_curve,
+    classifier_timesteps,
+    diffusion_classify,
+)
+from .diffusion_features import DiffusionFeatures, ProbeGrid, diffusion_features, probe_grid
 from .diffusion_gaussian import GaussianScoreModel, ScoreError, gaussian_score, score_error
 from .diffusion_quality import (
     HallucinationFilter,
@@ -33,6 +41,7 @@ from .diffusion_quality import (
     sample_quality,
     trajectory_variance,
 )
+from .discrete_diffusion import DiscreteTrajectory, SequenceStats, sample_discrete, sequence_stats
 from .distillation import (
     Agreement,
     DistillationTrajectory,
@@ -59,6 +68,7 @@ from .fewshot import (
     prototype_classify,
     sample_episodes,
 )
+from .guidance import GuidanceSweep, GuidedFields, guidance_sweep, guided_fields
 from .kernel_distillation import KernelSelfDistillation, kernel_self_distillation
 from .landscape import (
     Interpolation,
@@ -74,6 +84,7 @@ from .landscape import (
     project_path,
     random_directions,
 )
+from .minority import MinorityScores, minority_labels, minority_score
 from .prototypes import (
     PrototypeAssignments,
     PrototypeEvolution,
@@ -97,6 +108,13 @@ from .representation import (
     uniformity,
 )
 from .similarity import RelativeSimilarity, linear_cka, relative_representation, relative_similarity
+from .subspace import (
+    MoLRGDenoiser,
+    SubspaceRecovery,
+    jacobian_subspaces,
+    molrg_denoiser,
+    numerical_rank,
+)
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -119,6 +137,12 @@ __all__ = [
     "Interpolation", "PathDirections", "TrainingPath", "hvp", "hessian_eigs", "hessian_trace",
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
+    # diffusion, second wave
+    "guided_fields", "GuidedFields", "guidance_sweep", "GuidanceSweep", "minority_score", "minority_labels",
+    "MinorityScores", "diffusion_classify", "DiffusionClassification", "classifier_curve", "ClassifierCurve",
+    "classifier_timesteps", "diffusion_features", "DiffusionFeatures", "probe_grid", "ProbeGrid",
+    "jacobian_subspaces", "SubspaceRecovery", "molrg_denoiser", "MoLRGDenoiser", "numerical_rank",
+    "sample_discrete", "DiscreteTrajectory", "sequence_stats", "SequenceStats",
 ]
 
 

@@ -34,7 +34,8 @@ from torch import nn
 
 from .._checks import check_int, check_number, check_seed
 from .._device import model_device
-from .diffusion import _check_ddpm, _EvalMode, ddpm_device
+from .._modes import eval_mode
+from .diffusion import _check_ddpm, ddpm_device
 
 KINDS = ("gaussian", "mixture", "empirical")
 
@@ -297,7 +298,7 @@ def score_error(
     if (ts < 0).any() or (ts >= ddpm.n_steps).any():
         raise ValueError(f"timesteps must lie in 0..{ddpm.n_steps - 1}")
     mse, rel = [], []
-    with _EvalMode(denoiser, reference, ddpm):
+    with eval_mode(denoiser, reference, ddpm):
         for tt in ts.tolist():
             x_t = ddpm.add_noise(x0.to(ddpm_device(ddpm)), noise.to(ddpm_device(ddpm)), tt).to(dev)
             tv = torch.full((n,), tt, dtype=torch.long, device=dev)

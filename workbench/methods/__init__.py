@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from . import augment
+from ._guidance import Guidance
 from .base import Method
 from .center_loss import CenterLoss
+from .cfg import CFG, ConditionalDDPM, cfg_combine
+from .classifier_guidance import ClassifierGuidance, NoisyClassification
 from .consistency import ConsistencyDistillation
+from .consistency_training import ConsistencyTraining
 from .cross_entropy import CrossEntropy
+from .curriculum import DifficultyCurriculum
+from .d3pm import D3PM
 from .ddpm import DDPM
+from .dmd import DMD
+from .guided_distillation import GuidedDistillation, StudentScale, guided_student
 from .kd import KnowledgeDistillation, kd_loss
+from .minority_guidance import MinorityGuidance
 from .palm import PALM
 from .pskd import PSKD
 from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
@@ -21,6 +30,10 @@ __all__ = [
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
     "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",
     "DDPM", "ConsistencyDistillation",                              # diffusion
+    "ConditionalDDPM", "NoisyClassification", "GuidedDistillation",  # guidance
+    "Guidance", "CFG", "ClassifierGuidance", "MinorityGuidance", "StudentScale", "cfg_combine", "guided_student",
+    "DMD", "ConsistencyTraining", "DifficultyCurriculum",           # students, curricula
+    "D3PM",                                                         # discrete diffusion
 ]
 
 
