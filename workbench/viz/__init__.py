@@ -37,6 +37,13 @@ from .diffusion import (
     trajectory_pair,
     trajectory_slots,
 )
+from .diffusion_readouts import (
+    classifier_curve,
+    curriculum_losses,
+    probe_heatmap,
+    subspace_recovery,
+)
+from .discrete import DiscreteTrace, discrete_frames, discrete_patch
 
 # distillation
 from .distillation import (
@@ -52,6 +59,7 @@ from .distillation import (
 
 # embeddings and prototypes
 from .embedding import MapTrace, aligned_maps, embedding, map_color_patch, png_bytes, scatter_map
+from .guidance import GuidedTrace, guidance_curves, guided_fields, guided_fields_patch, mode_shares
 
 # loss landscapes and curvature
 from .landscape import (
@@ -98,6 +106,8 @@ __all__ = [
     "roc_figure", "score_histograms", "detector_table", "landing_bars",
     "trajectory", "trajectory_pair", "samples_grid", "score_field", "score_error",
     "hallucination_filter", "image_frames", "quality_table",
+    "guided_fields", "guidance_curves", "mode_shares", "classifier_curve", "probe_heatmap", "subspace_recovery",
+    "curriculum_losses", "discrete_frames",
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
     "interpolation_curve", "hessian_spectrum", "curvature_by_class",
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
@@ -108,5 +118,5 @@ __all__ = [
     "patch", "MapTrace", "map_color_patch", "ProtoMapTrace", "prototype_map_patch", "occupancy_patch",
     "RocTrace", "roc_index", "roc_curve_patch", "LandingTrace", "landing_patch", "trajectory_slots",
     "panel_patch", "image_slots", "PanelTrace", "panel_trace", "MapsTrace", "ProbeTrace", "student_patch",
-    "TrainingTrace",
+    "TrainingTrace", "GuidedTrace", "guided_fields_patch", "DiscreteTrace", "discrete_patch",
 ]

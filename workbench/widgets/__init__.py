@@ -11,8 +11,10 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 
 from ._view import View
 from .compare import CompareView
+from .discrete import DiscreteTrajectoryView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
+from .guidance import GuidanceView
 from .landscape import LandscapeView
 from .live import LiveTraining
 from .ood_lens import OODLens
@@ -21,5 +23,5 @@ from .trajectory import TrajectoryView
 
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
-    "DistillationView", "LiveTraining", "CompareView",
+    "DistillationView", "LiveTraining", "CompareView", "GuidanceView", "DiscreteTrajectoryView",
 ]
