@@ -196,11 +196,12 @@ def guidance_sweep(
         y = torch.arange(n) % k
     labels = None if y is None else torch.as_tensor(y).expand(n).clone().long().cpu()
     sc = torch.as_tensor([float(s) for s in scales], dtype=torch.float32)
-    samples, quality, acc, shares, evals = [], [], [], [], []
+    samples, quality, acc, shares, evals, name = [], [], [], [], [], ""
     src = modes if modes is not None else reference
     has_modes = "centres" in (getattr(src, "meta", None) or {})
     for s in sc.tolist():
         g = make(s)
+        name = type(g).__name__
         tr = sample_trajectory(denoiser, ddpm, n=n, steps=steps, sampler=sampler, seed=seed, record_every=None,
                                y=labels, guidance=g)
         x = tr.samples.reshape(n, -1)
@@ -215,5 +216,5 @@ def guidance_sweep(
         else:
             acc.append(float("nan"))
     return GuidanceSweep(sc, torch.stack(samples), labels, tuple(quality), torch.tensor(acc),
-                         torch.stack(shares) if shares else None, torch.tensor(evals), repr(make(float(sc[0]))).split("(")[0],
+                         torch.stack(shares) if shares else None, torch.tensor(evals), name,
                          {"steps": steps, "seed": seed})

@@ -18,7 +18,7 @@ indexed t = 0..T−1, where index t is the state after t + 1 transitions (x_star
   β_t = min(1 − ᾱ((t+1)/T)/ᾱ(t/T), 0.999) (the official choice for uniform); or explicit ``betas``.
   Q̄ is multiplied out in float64 and stored as float32 buffers (``q_onestep``, ``q_bar``).
 * **Forward sample**: x_t ~ Cat(Q̄_t[x0]) (the official code: Gumbel-max on log(p + 1e-6);
-  here ``torch.multinomial`` on the probabilities, the same distribution).
+  here inverse-CDF sampling of the probabilities, the same distribution).
 * **Posterior**: q(x_{t−1} | x_t, x0) ∝ Q_t[:, x_t] ⊙ Q̄_{t−1}[x0] for t ≥ 1; at t = 0 it is x0.
 * **x0-parametrisation**: the network gives logits of p̃(x0 | x_t) (the mask logit removed for
   absorbing); p(x_{t−1} | x_t) ∝ Q_t[:, x_t] ⊙ (p̃ Q̄_{t−1}) — one matmul — and p(x0 | x_0) = p̃.
@@ -29,8 +29,8 @@ indexed t = 0..T−1, where index t is the state after t + 1 transitions (x_star
   negative ELBO in bits per token.
 
 Differences from the official code: no discretised-logistic / Gaussian-like (ordinal)
-transitions and no banded uniform matrices; ``torch.multinomial`` rather than Gumbel-max for
-forward samples (the same distribution); the mask is the extra state K for images too (the
+transitions and no banded uniform matrices; inverse-CDF rather than Gumbel-max forward
+samples (the same distribution); the mask is the extra state K for images too (the
 official image code uses K//2 inside the pixel range).
 """
 
@@ -153,17 +153,26 @@ class D3PM(Method):
         return self.q_bar[t[:, None], x0]
 
     def q_sample(self, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x_t ~ q(x_t | x0), (N, L) int64."""
-        p = self.q_probs(x0, t)
-        return torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator).reshape(x0.shape)
+        """x_t ~ q(x_t | x0), (N, L) int64 (inverse-CDF sampling of each token's categorical)."""
+        cdf = self.q_probs(x0, t).cumsum(-1)  # (N, L, K)
+        u = torch.rand(x0.shape + (1,), generator=generator, device=x0.device, dtype=cdf.dtype)
+        return (u > cdf[..., :-1]).sum(-1)
 
-    def q_posterior_logits(self, x0_probs: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
+    def q_posterior_logits(self, x0_probs: torch.Tensor, x_t: torch.Tensor, t, log_fact1=None) -> torch.Tensor:
         """(N, L, K) logits of q(x_{t−1} | x_t, x0) for x0 given as probabilities (one-hot for the
-        true posterior, p̃ for the model's), at t ≥ 1 (int or (N,))."""
+        true posterior, p̃ for the model's), at t ≥ 1 (int or (N,)); ``log_fact1``: the
+        x0-independent term log Q_t[:, x_t] if already computed."""
         t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
-        fact1 = self.q_onestep[t[:, None], :, x_t]  # (N, L, K): Q_t[:, x_t]
-        fact2 = torch.einsum("nlk,nkj->nlj", x0_probs, self.q_bar[t - 1])  # x0 Q̄_{t−1}
-        return torch.log(fact1 + EPS) + torch.log(fact2 + EPS)
+        if log_fact1 is None:
+            log_fact1 = self._log_fact1(x_t, t)
+        fact2 = torch.bmm(x0_probs, self.q_bar[t - 1].to(x0_probs.dtype))  # x0 Q̄_{t−1}
+        return log_fact1 + torch.log(fact2 + EPS)
+
+    def _log_fact1(self, x_t, t):
+        """(N, L, K) log(Q_t[:, x_t] + ε): row j of Q_tᵀ is q(x_t = j | x_{t−1} = ·)."""
+        K = self.q_onestep.shape[-1]
+        rows = self.q_onestep[t].transpose(1, 2)  # (N, K, K)
+        return torch.log(rows.gather(1, x_t[..., None].expand(*x_t.shape, K)) + EPS)
 
     def x0_logits(self, model_output: torch.Tensor) -> torch.Tensor:
         """The network's logits of p̃(x0 | x_t), the mask state removed (−inf) for absorbing."""
@@ -197,8 +206,9 @@ class D3PM(Method):
         nll0 = F.cross_entropy(logits0.transpose(1, 2), x0, reduction="none")  # (N, L) nats
         onehot = F.one_hot(x0, self.n_total).to(logits0.dtype)
         tt = t.clamp(min=1)
-        q_post = self.q_posterior_logits(onehot, x_t, tt)
-        p_post = self.q_posterior_logits(torch.softmax(logits0, -1), x_t, tt)
+        f1 = self._log_fact1(x_t, tt)
+        q_post = self.q_posterior_logits(onehot, x_t, tt, f1)
+        p_post = self.q_posterior_logits(torch.softmax(logits0, -1), x_t, tt, f1)
         kl = categorical_kl(q_post, p_post)
         vb = torch.where((t == 0)[:, None], nll0, kl).mean(1) / math.log(2)
         return vb, nll0.mean(1) / math.log(2)

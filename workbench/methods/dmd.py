@@ -16,7 +16,7 @@ distribution). One ``loss`` call:
    ``student_prediction``. With ``student_steps`` K > 1 a step k ~ U{0..K−1} is drawn for the
    batch and the generator first runs k steps from noise without gradient, re-noising its x̂0
    to each next timestep (DMD2's backward simulation), then x = f(x_{t_k}, t_k) with gradient.
-2. **Distribution-matching gradient** (no gradient through this block): t ~ U{⌊0.02T⌋..⌊0.98T⌋},
+2. **Distribution-matching gradient** (no gradient through this block): t ~ U{⌊0.02(T−1)⌋..⌊0.98(T−1)⌋},
    x_t = √ᾱ_t x + √(1 − ᾱ_t) ε, μ_real / μ_fake = the teacher's / fake net's x̂0 at (x_t, t);
    grad = (μ_fake − μ_real) / mean|x − μ_real| per sample ("dmd" weighting, NaNs zeroed). It is
    the gradient of KL(p_fake,t ‖ p_real,t) with respect to x up to a positive per-sample scale:

@@ -109,6 +109,6 @@ def discrete_frames(traj, frame: int = -1, *, n: int = 16, title: str | None = N
             fig.update_yaxes(scaleanchor="x" if c == 1 else "x2", scaleratio=1, row=1, col=c)
     fig.update_xaxes(title="frame (reverse step)", row=2, col=1)
     fig.update_yaxes(range=[0, 1.02], row=2, col=1)
-    base_layout(fig, title or p["title"], height=560, width=900)
-    fig.update_layout(showlegend=False)
+    base_layout(fig, title or p["title"], height=580, width=900)
+    fig.update_layout(showlegend=False, margin=dict(t=90), title=dict(y=0.98, yanchor="top"))
     return fig

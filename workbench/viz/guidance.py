@@ -96,10 +96,12 @@ def guided_fields(fields, *, k: int = 0, s: int | None = None, c: int = 0, sweep
     fig.add_trace(go.Scattergl(**p.get(GuidedTrace.OTHERS, empty), mode="markers", name="samples, other classes",
                                marker=dict(size=3, color="rgba(76,120,168,0.25)"), hoverinfo="skip"), row=1, col=2)
     fig.add_trace(go.Scattergl(**p.get(GuidedTrace.SAMPLES, empty), mode="markers", name="samples of this class",
-                               marker=dict(size=4, color=PALETTE[0])), row=1, col=2)
-    if lim is None:
+                               marker=dict(size=5, color=PALETTE[0])), row=1, col=2)
+    if lim is None:  # the grid, with a margin for samples just outside it
         gx, gy = to_numpy(fields.grid_x), to_numpy(fields.grid_y)
-        lim = (min(gx.min(), gy.min()), max(gx.max(), gy.max()))
+        lo, hi = min(gx.min(), gy.min()), max(gx.max(), gy.max())
+        pad = 0.12 * (hi - lo)
+        lim = (lo - pad, hi + pad)
     for col in (1, 2):
         fig.update_xaxes(range=list(lim), showgrid=False, zeroline=False, row=1, col=col)
         fig.update_yaxes(range=list(lim), showgrid=False, zeroline=False, row=1, col=col,
