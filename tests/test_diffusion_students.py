@@ -193,3 +193,14 @@ def test_curriculum_stages_golden_and_pacing():
     assert int(ad.stage) == 2
     with pytest.raises(ValueError, match="direction"):
         wb.methods.DifficultyCurriculum(wb.methods.DDPM(10), n_clusters=5, direction="up")
+
+
+def test_new_methods_round_trip_through_checkpoints(tmp_path):
+    pairs = [(wb.models.TimeMLP(dim=2, hidden=8, n_layers=1, n_classes=3, seed=0), wb.methods.ConditionalDDPM(10, p_uncond=0.3)),
+             (wb.models.TokenDenoiser(16, 3, hidden=8, n_layers=1, seed=0), wb.methods.D3PM(2, 5, "absorbing")),
+             (wb.models.TimeMLP(dim=2, hidden=8, n_layers=1, seed=0), wb.methods.ConsistencyTraining(100, sigma_max=20.0))]
+    for model, method in pairs:
+        wb.save_checkpoint(tmp_path / "ck", model, method)
+        m2, me2 = wb.load_checkpoint(tmp_path / "ck")[:2]
+        assert type(me2) is type(method) and me2.config == method.config
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), m2.state_dict().values()))

@@ -56,12 +56,14 @@ def _nearest(values, v) -> int:
 
 def guided_fields_patch(fields, k: int, s: int, c: int, sweep=None) -> dict:
     """Trace updates (``GuidedTrace`` -> x/y) and ``titles`` for timestep index ``k``, scale index
-    ``s`` and class index ``c``; both panels share one arrow scale so their lengths compare."""
+    ``s`` and class index ``c``. Each panel's arrows are normalised to its longest (guided scores
+    grow with the scale and would dwarf the unguided ones); the guided title gives the ratio of
+    the two fields' largest arrows."""
     pts = to_numpy(fields.points)
     u, g = to_numpy(fields.unguided[k]), to_numpy(fields.guided[s, c, k])
-    sc = _arrow_scale(fields, [u, g])
-    out = {GuidedTrace.UNGUIDED: dict(zip("xy", _arrows(pts, u, sc))),
-           GuidedTrace.GUIDED: dict(zip("xy", _arrows(pts, g, sc)))}
+    su, sg = _arrow_scale(fields, [u]), _arrow_scale(fields, [g])
+    out = {GuidedTrace.UNGUIDED: dict(zip("xy", _arrows(pts, u, su))),
+           GuidedTrace.GUIDED: dict(zip("xy", _arrows(pts, g, sg)))}
     scale, cls = float(fields.scales[s]), fields.classes[c]
     if sweep is not None:
         j = _nearest(sweep.scales, scale)
@@ -71,7 +73,9 @@ def guided_fields_patch(fields, k: int, s: int, c: int, sweep=None) -> dict:
         out[GuidedTrace.SAMPLES] = dict(x=x[mine, 0], y=x[mine, 1])
         out[GuidedTrace.OTHERS] = dict(x=x[~mine, 0], y=x[~mine, 1])
     t, sig = int(fields.timesteps[k]), float(fields.sigmas[k])
-    out["titles"] = (f"unguided (scale 0): t {t}, σ {sig:.2f}", f"guided: class {cls}, scale {scale:g}")
+    ratio = su / sg  # how much longer the guided field's largest arrow is
+    out["titles"] = (f"unguided (scale 0): t {t}, σ {sig:.2f}",
+                     f"guided: class {cls}, scale {scale:g} (largest arrow ×{ratio:.1f})")
     return out
 
 

@@ -2,7 +2,8 @@
 
 Built on ``workbench.viz.guidance``: two quiver panels at the chosen timestep — the
 unconditional score (guidance scale 0) and the classifier-free-guided score for the chosen
-class and scale, drawn at one arrow scale so their lengths compare — with, when a
+class and scale, each normalised to its longest arrow (the title says how much longer the
+guided field's is) — with, when a
 ``GuidanceSweep`` is given, its final samples at that scale on the guided panel (the chosen
 class bright, the others faint), and a second figure of the sweep's measures (precision,
 recall, in-support share, the share landing in the asked class) against the scale with the
