@@ -121,28 +121,8 @@ def busy_loop():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--sizes", default="1797,256,64")
-    ap.add_argument("--sizes-multi", default="1797", help="sizes for the 2-thread and contended configs")
-    ap.add_argument("--steps", type=int, default=41)
-    ap.add_argument("--variants", default="ll,auto,mlp-loop,mlp-batched")
-    ap.add_argument("--contention", action="store_true")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    S = args.steps
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
-    model, data = train_model()
-    X, y = data.x, data.y
-    with torch.no_grad():
-        out = model(X)
-    print(f"model: 64->128->128->10, {sum(p.numel() for p in model.parameters())} parameters; "
-          f"full-set loss {float(F.cross_entropy(out, y)):.4f}, accuracy {float((out.argmax(1) == y).float().mean()):.4f}")
-
-    # ------------------------------------------------------------- agreement on the visited coordinates
+def agreement(model, X, y, S):
+    """Our evaluator on loss-landscapes' own directions, at the coordinates it visits."""
     d1, d2 = ll_directions(model, S)
     theta_norm = float(torch.cat([p.detach().reshape(-1) for p in model.parameters()]).norm())
     ll_vals = np.asarray(ll_plane(model, X, y, S))
@@ -167,51 +147,54 @@ def main():
     print(f"its scale: per-step length ||θ||/(distance·steps) = {theta_norm / S:.4f}; the grid spans "
           f"±||θ||/(2·distance) = ±{theta_norm / 2:.3f} in parameter norm (GitHub HEAD: ±distance·||θ||/2; "
           f"the same at distance=1, 1/distance² apart otherwise)", flush=True)
+    return d1, d2
 
-    # ------------------------------------------------------------- timings
-    thread_list = [int(t) for t in args.threads.split(",")]
-    sizes = [int(s) for s in args.sizes.split(",")]
-    variants = args.variants.split(",")
-    dirs = (d1, d2)
-    results = {}
+
+def time_variants(model, X, y, dirs, args):
+    """{(config, N, variant): [(wall, cpu, evaluator name)]} over interleaved rounds, and the
+    matmul throughput measured per config."""
+    S = args.steps
     ce = wb.methods.CrossEntropy()
     span = S // 2  # same number of points, centred grid in units of the per-step directions
+    variants = args.variants.split(",")
 
     def run(variant, n):
         Xn, yn = X[:n], y[:n]
         if variant == "ll":
-            return timed(lambda: ll_plane(model, Xn, yn, S))
+            out, wall, cpu = timed(lambda: ll_plane(model, Xn, yn, S))
+            return wall, cpu, "loss-landscapes"
         dn = wb.data.Dataset(Xn, yn)
-        ev_name = {"auto": "auto"}.get(variant, variant)
-        return timed(lambda: wb.analyses.loss_slice_2d(model, ce, dn, span=float(span), steps=S, directions=dirs,
-                                                       normalization=None, evaluator=ev_name))
+        land, wall, cpu = timed(lambda: wb.analyses.loss_slice_2d(
+            model, ce, dn, span=float(span), steps=S, directions=dirs, normalization=None, evaluator=variant))
+        return wall, cpu, land.evaluator
 
-    configs = [(t, False) for t in thread_list]
-    if args.contention:
-        configs.append((2, True))
-    gf = {}
+    configs = [(int(t), False) for t in args.threads.split(",")] + ([(2, True)] if args.contention else [])
+    results, gf = {}, {}
     for threads, contended in configs:
         key_c = f"{threads} thread{'s' if threads > 1 else ''}" + (", other core busy" if contended else "")
         bg = busy_loop() if contended else None
         try:
             torch.set_num_threads(threads)
             gf[key_c] = matmul_gflops(threads)
-            for n in (sizes if threads == 1 else [int(v) for v in args.sizes_multi.split(",")]):
+            sizes = args.sizes if threads == 1 and not contended else args.sizes_multi
+            for n in (int(v) for v in sizes.split(",")):
                 for v in variants:
                     run(v, min(n, 128))  # warm-up
                 for _round in range(args.rounds):
                     for v in variants:
-                        res, wall, cpu = run(v, n)
-                        results.setdefault((key_c, n, v), []).append((wall, cpu, getattr(res, "evaluator", "")))
-                line = ", ".join(f"{v} {statistics.median([w for w, _, _ in results[(key_c, n, v)]]):.3f}s"
-                                 for v in variants)
+                        results.setdefault((key_c, n, v), []).append(run(v, n))
+                line = ", ".join(f"{v} {statistics.median([r[0] for r in results[(key_c, n, v)]]):.3f}s" for v in variants)
                 print(f"[{key_c}, N={n}] medians: {line}", flush=True)
         finally:
             if bg is not None:
                 bg.terminate()
                 bg.wait()
     torch.set_num_threads(1)
+    return results, gf
 
+
+def table(model, results, gf, args):
+    S, variants = args.steps, args.variants.split(",")
     print(f"\n== timings: {S}x{S} grid ({S * S} points), medians of {args.rounds} interleaved rounds")
     print("matmul throughput measured in this run (1024^3 sgemm): "
           + ", ".join(f"{k}: {v[0]:.1f} GFLOP/s by wall time, {v[1]:.1f} by CPU time" for k, v in gf.items()))
@@ -219,35 +202,52 @@ def main():
           "'nom' counts a full forward per point, 'exec' the FLOPs the evaluator performs)")
     rows = []
     for (key_c, n, v), vals in results.items():
-        walls = [w for w, _, _ in vals]
-        cpus = [c for _, c, _ in vals]
         base = results[(key_c, n, "ll")] if "ll" in variants else vals
-        bw = statistics.median([w for w, _, _ in base])
-        bc = statistics.median([c for _, c, _ in base])
+        bw, bc = (statistics.median([r[i] for r in base]) for i in (0, 1))
+        mw, mc = (statistics.median([r[i] for r in vals]) for i in (0, 1))
         nominal, executed = slice_flops(model, n, S * S)
-        mw = statistics.median(walls)
-        mc = statistics.median(cpus)
         ex = executed if v != "ll" else nominal
         rows.append(dict(
-            config=key_c, n=n, variant=v, evaluator=vals[-1][2], wall=mw, cpu=statistics.median(cpus),
-            rounds=[round(w, 3) for w in walls], speedup_wall=bw / mw, speedup_cpu=bc / statistics.median(cpus),
-            nominal_gflops=nominal / mw / 1e9,
-            executed_gflops=(executed if v != "ll" else nominal) / mw / 1e9,
-            frac_nominal=nominal / mw / 1e9 / gf[key_c][0],
-            frac_executed=ex / mw / 1e9 / gf[key_c][0],
-            frac_nominal_cpu=nominal / mc / 1e9 / gf[key_c][1],
-            frac_executed_cpu=ex / mc / 1e9 / gf[key_c][1],
+            config=key_c, n=n, variant=v, evaluator=vals[-1][2], wall=mw, cpu=mc,
+            rounds=[round(r[0], 3) for r in vals], speedup_wall=bw / mw, speedup_cpu=bc / mc,
+            nominal_gflops=nominal / mw / 1e9, executed_gflops=ex / mw / 1e9,
+            frac_nominal=nominal / mw / 1e9 / gf[key_c][0], frac_executed=ex / mw / 1e9 / gf[key_c][0],
+            frac_nominal_cpu=nominal / mc / 1e9 / gf[key_c][1], frac_executed_cpu=ex / mc / 1e9 / gf[key_c][1],
         ))
-    hdr = (f"{'config':<28}{'N':>6}  {'variant':<12}{'wall s':>8}{'cpu s':>8}{'x ll(wall)':>11}{'x ll(cpu)':>10}"
-           f"{'%mm nom':>8}{'%mm exec':>9}{'(cpu) nom':>10}{'exec':>6}  evaluator / rounds (wall s)")
-    print(hdr)
+    print(f"{'config':<28}{'N':>6}  {'variant':<12}{'wall s':>8}{'cpu s':>8}{'x ll(wall)':>11}{'x ll(cpu)':>10}"
+          f"{'%mm nom':>8}{'%mm exec':>9}{'(cpu) nom':>10}{'exec':>6}  evaluator / rounds (wall s)")
     for r in rows:
         print(f"{r['config']:<28}{r['n']:>6}  {r['variant']:<12}{r['wall']:>8.3f}{r['cpu']:>8.3f}{r['speedup_wall']:>11.2f}"
               f"{r['speedup_cpu']:>10.2f}{100 * r['frac_nominal']:>7.0f}%{100 * r['frac_executed']:>8.0f}%"
               f"{100 * r['frac_nominal_cpu']:>9.0f}%{100 * r['frac_executed_cpu']:>5.0f}%  {r['evaluator']} {r['rounds']}")
-    n0 = sizes[0]
-    nominal, executed = slice_flops(model, n0, S * S)
-    print(f"\nFLOPs of the {S}x{S} slice at N={n0}: nominal {nominal / 1e9:.1f} GFLOP "
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--sizes", default="1797,256,64")
+    ap.add_argument("--sizes-multi", default="1797", help="sizes for the 2-thread and contended configs")
+    ap.add_argument("--steps", type=int, default=41)
+    ap.add_argument("--variants", default="ll,auto,mlp-loop,mlp-batched")
+    ap.add_argument("--contention", action="store_true")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+    model, data = train_model()
+    X, y = data.x, data.y
+    with torch.no_grad():
+        out = model(X)
+    print(f"model: 64->128->128->10, {sum(p.numel() for p in model.parameters())} parameters; "
+          f"full-set loss {float(F.cross_entropy(out, y)):.4f}, accuracy {float((out.argmax(1) == y).float().mean()):.4f}")
+    dirs = agreement(model, X, y, args.steps)
+    results, gf = time_variants(model, X, y, dirs, args)
+    rows = table(model, results, gf, args)
+    n0 = int(args.sizes.split(",")[0])
+    nominal, executed = slice_flops(model, n0, args.steps**2)
+    print(f"\nFLOPs of the {args.steps}x{args.steps} slice at N={n0}: nominal {nominal / 1e9:.1f} GFLOP "
           f"(2·N·Σ fan_in·fan_out per point), executed by the first-layer-reuse evaluators {executed / 1e9:.1f} GFLOP")
     print(f"load average at the end: {os.getloadavg()}")
     if args.json:

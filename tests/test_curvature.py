@@ -236,3 +236,80 @@ def _flat_loss(m, method, ds, flat):
             return method.loss(self.model, (x, y))[0]
 
     return functional_call(W(), {f"model.{k}": v for k, v in params.items()}, (ds.x, ds.y))
+
+
+# ----------------------------------------------------------------------------- engines and declarations
+def test_r_operator_on_silu_and_label_smoothing_blocks_of_directions():
+    """The written-out R-operator on a SiLU Sequential (its second derivative by autograd) with
+    label-smoothed cross-entropy, several directions per call, against the dense Hessian."""
+    g = torch.Generator().manual_seed(3)
+    ds = wb.data.Dataset(torch.randn(50, 4, generator=g), torch.randint(0, 3, (50,), generator=g))
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.SiLU(), torch.nn.Linear(5, 3))
+    ls = wb.methods.CrossEntropy(label_smoothing=0.2)
+    params = {k: v.detach() for k, v in seq.named_parameters()}
+    names, sizes = list(params), [p.numel() for p in params.values()]
+
+    def f(flat):
+        d = {k: t.view(params[k].shape) for k, t in zip(names, torch.split(flat, sizes))}
+        return F.cross_entropy(functional_call(seq, d, (ds.x,)), ds.y, label_smoothing=0.2)
+
+    H = torch.func.hessian(f)(torch.cat([p.reshape(-1) for p in params.values()])).double()
+    op = C.HessianOperator(seq, ls, ds.x, ds.y)
+    assert op.mode == "chain" and type(op.engine.out_hess).__name__ == "SoftmaxCrossEntropyHessian"
+    V = torch.randn(5, H.shape[0], generator=g)
+    torch.testing.assert_close(op.matmat(V, chunk=5).double(), (H @ V.double().t()).t(), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(op.matmat(V, chunk=2), op.matmat(V, chunk=1), rtol=1e-5, atol=1e-7)
+
+
+class _DeclaredCE(Method):
+    """Not a CrossEntropy subclass: declares its loss form, and (``lie=True``) a wrong one."""
+
+    def __init__(self, lie=False):
+        super().__init__()
+        self.lie = lie
+
+    @property
+    def loss_form(self):
+        return wb.methods.CrossEntropyOnLogits(0.0)
+
+    def loss_from_outputs(self, out, y):
+        return F.cross_entropy(out, y) * (2.0 if self.lie else 1.0)
+
+    def loss(self, model, batch):
+        return self.loss_from_outputs(model(batch[0]), batch[1]), {}
+
+
+def test_analyses_read_declared_capabilities_not_classes():
+    ce = wb.methods.CrossEntropy(label_smoothing=0.1)
+    assert ce.loss_form == wb.methods.CrossEntropyOnLogits(0.1)
+
+    class Doubled(wb.methods.CrossEntropy):
+        def loss_from_outputs(self, logits, y):
+            return 2 * super().loss_from_outputs(logits, y)
+
+    assert Doubled().loss_form is None and wb.methods.SupCon().loss_form is None
+    model, _, ds = _tiny()
+    H, *_ = _dense_hessian(model, ds)
+    v = torch.randn(H.shape[0], generator=torch.Generator().manual_seed(4))
+    honest = C.HessianOperator(model, _DeclaredCE(), ds.x, ds.y)
+    assert type(honest.engine.out_hess).__name__ == "SoftmaxCrossEntropyHessian"
+    torch.testing.assert_close(honest.matvec(v).double(), H @ v.double(), rtol=1e-4, atol=1e-6)
+    liar = C.HessianOperator(model, _DeclaredCE(lie=True), ds.x, ds.y)  # checked, so not trusted
+    assert type(liar.engine.out_hess).__name__ != "SoftmaxCrossEntropyHessian"
+    torch.testing.assert_close(liar.matvec(v).double(), 2 * H @ v.double(), rtol=1e-4, atol=1e-6)
+    import pathlib
+
+    src = pathlib.Path(wb.analyses.__file__).parent
+    for p in [*src.glob("_*.py"), *src.glob("landscape*.py"), *(src / "curvature").glob("*.py")]:
+        assert "CrossEntropy)" not in p.read_text(), p  # no isinstance(method, CrossEntropy)
+
+
+def test_engine_factory_rules():
+    model, ce, ds = _tiny()
+    bn = wb.models.MLP(3, (5,), 3, norm="batch", seed=0)
+    assert C.HessianOperator(model, ce, ds.x, ds.y).mode == "chain"
+    assert C.HessianOperator(bn, ce, ds.x, ds.y).mode == "cached"  # not a chain, one block
+    assert C.HessianOperator(bn, ce, ds.x, ds.y, batch_size=7).mode == "fwd-rev"  # several blocks
+    assert C.HessianOperator(model, _MSE(), ds.x, ds.y).mode == "cached"  # no loss_from_outputs
+    assert C.HessianOperator(model, ce, ds.x, ds.y, hvp_mode="cached", batch_size=7).mode == "cached"

@@ -61,7 +61,7 @@ def test_generation_and_kernel_figures():
                                      alphas=(0.0, 0.5), steps=4)
     fig = wb.viz.kernel_self_distillation(krr, x_train=x, y_train=torch.sin(3 * x), show_steps=(0, 4))
     assert [t.name for t in fig.data] == ["α = 0", "α = 0.5", "truth", "training points", "step 0", "step 4"]
-    res = D.SelfDistillationResult((None, None), (None,), torch.tensor([0.8, 0.85]), torch.tensor([float("nan"), 0.9]),
+    res = wb.recipes.SelfDistillationResult((None, None), (None,), torch.tensor([0.8, 0.85]), torch.tensor([float("nan"), 0.9]),
                                    torch.tensor([1.0, 0.9]), torch.tensor([float("nan"), 0.1]), 4.0, 0.9)
     g = wb.viz.generation_curve(res)
     assert len(g.data) == 3 and list(g.data[0].y) == pytest.approx([0.8, 0.85])

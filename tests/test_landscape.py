@@ -380,3 +380,57 @@ def test_viz_and_landscape_view():
     assert len(lines.data) == 1
     it = wb.analyses.interpolate(m, m, ce, ds, steps=3)
     assert len(wb.viz.interpolation_curve(it).data) == 3
+
+
+# ----------------------------------------------------------------------------- strategies
+def test_strategy_factory_and_state_fixed_in_init(setup):
+    """One factory picks the strategy; evaluating creates no attribute a reader would not find in
+    ``__init__`` (the helpers' state is all set there)."""
+    from workbench.analyses import _grid_chain as GC
+    from workbench.analyses import _grid_generic as GG
+    from workbench.analyses._landscape_engine import GridEvaluator
+
+    model, ce, ds = setup
+    d = L.random_directions(model, 2, seed=0)
+    bn = wb.models.MLP(6, (8,), 3, norm="batch", seed=0)
+    dbn = L.random_directions(bn, 2, seed=0)
+    cases = [
+        (model, ce, d, "auto", GC.ChainLoop), (model, ce, d, "mlp-batched", GC.ChainBatched),
+        (model, ce, d, "vmap", GG.VmapPoints), (model, ce, d, "loop", GG.LoopPoints),
+        (bn, ce, dbn, "auto", GG.LoopPoints), (model, _SquaredError(), d, "auto", GG.MethodLossLoop),
+    ]
+    for m, meth, dirs, ev, cls in cases:
+        g = GridEvaluator(m, meth, ds.x, ds.y, list(dirs), evaluator=ev,
+                          metrics={"mx": lambda o, y: o.max(1).values.mean()})
+        assert type(g.strategy) is cls, (ev, type(g.strategy))
+        before = set(vars(g.strategy))
+        g(torch.zeros(3, 2))
+        assert set(vars(g.strategy)) == before
+    assert GridEvaluator(model, ce, ds.x, ds.y, list(d)).strategy.ce == wb.methods.CrossEntropyOnLogits(0.0)
+
+
+def test_tuner_and_thread_split_helpers():
+    from workbench.analyses._grid_chain import split_over_threads, tune_chunk
+
+    cdev = torch.arange(40.0)[:, None]
+    calls = []
+
+    def run(K, part):
+        calls.append(K)
+        return {"loss": part[:, 0] * 2}
+
+    best, timings, outs, pos = tune_chunk([4, 8], run, cdev, torch.device("cpu"))
+    assert best in (4, 8) and set(timings) == {"mlp-batched K=4", "mlp-batched K=8"} and calls == [4, 8, 4, 8]
+    assert pos == 24 and torch.equal(torch.cat(outs["loss"]), cdev[:24, 0] * 2)  # points kept, in order
+    old = torch.get_num_threads()
+    got = split_over_threads(lambda part: {"v": part[:, 0] + torch.get_num_threads() * 0}, cdev, 3)
+    assert torch.equal(got["v"], cdev[:, 0]) and torch.get_num_threads() == old
+
+
+def test_declared_cross_entropy_drives_the_fast_path_and_smoothing(setup):
+    model, _, ds = setup
+    ls = wb.methods.CrossEntropy(label_smoothing=0.1)
+    fast = wb.analyses.loss_slice_2d(model, ls, ds, steps=5, evaluator="mlp-loop")
+    ref = wb.analyses.loss_slice_2d(model, ls, ds, steps=5, evaluator="loop")
+    torch.testing.assert_close(fast.loss, ref.loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.metrics["acc"], ref.metrics["acc"])

@@ -120,3 +120,29 @@ def test_batchnorm_keeps_the_clean_pass_statistics():
     assert torch.equal(bn_a.running_mean, bn_b.running_mean)
     assert torch.equal(bn_a.running_var, bn_b.running_var)
     assert int(bn_a.num_batches_tracked) == 1
+
+
+def test_fit_passes_one_closure_defined_once_that_sees_each_steps_batch():
+    from workbench.training.sam import SAM
+    from workbench.training.step import OptimizerStep
+
+    ds = _data(96)
+    seen = []
+
+    class RecordingSAM(SAM):
+        def step(self, closure=None):
+            seen.append((closure, closure.__self__.batch[0].clone()))
+            return super().step(closure)
+
+    def recording_sam(params, *, lr, weight_decay=None):
+        return RecordingSAM(params, lr=lr, weight_decay=weight_decay)
+
+    m = wb.models.MLP(4, (6,), 3, seed=0)
+    wb.fit(m, wb.methods.CrossEntropy(), ds, steps=3, lr=0.1, batch_size=32, optimizer=recording_sam,
+           progress=False)
+    closures = [c for c, _ in seen]
+    assert len(seen) == 3 and all(c.__func__ is OptimizerStep.closure for c in closures)
+    assert closures[0].__self__ is closures[1].__self__ is closures[2].__self__
+    assert closures[0].__self__.batch is None  # released after each step
+    batches = [b for _, b in seen]
+    assert not torch.equal(batches[0], batches[1]) and not torch.equal(batches[1], batches[2])

@@ -14,7 +14,8 @@ def digits():
 def small_fit(data, seed=0, **kw):
     model = wb.models.MLP(64, (32,), 10, seed=0)
     kw.setdefault("steps", 30)
-    hist = wb.fit(model, wb.methods.CrossEntropy(), data, batch_size=64, seed=seed, progress=False, **kw)
+    kw.setdefault("batch_size", 64)
+    hist = wb.fit(model, wb.methods.CrossEntropy(), data, seed=seed, progress=False, **kw)
     return model, hist
 
 
@@ -161,22 +162,109 @@ def test_progress_bar_default_runs(digits, capsys):
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [
+        # optimizer: names list the valid ones; options are checked before anything changes
         (dict(optimizer="rmsprop"), ValueError, "unknown optimizer .rmsprop.; valid names: adam, adamw"),
+        (dict(optimizer=3), TypeError, "optimizer must be a name"),
         (dict(optimizer="adam", momentum=0.9), ValueError, "does not take"),
-        (dict(lr=-1.0), ValueError, "lr must be"),
-        (dict(steps=0), ValueError, "steps must be"),
+        (dict(optimizer="sam", rho=-1.0), ValueError, "rho must be a positive number"),
+        (dict(optimizer="sam", momentm=0.9), ValueError, "does not take .'momentm'.; valid options"),
+        (dict(optimizer="adam", betas=(1.5, 0.9)), ValueError, "beta"),
+        # length
+        (dict(steps=0), ValueError, "steps must be a positive int, got 0"),
+        (dict(steps=True), TypeError, "steps must be an int, got True"),
+        (dict(steps=1e3), TypeError, "pass steps=1000"),
         (dict(steps=5, epochs=1), ValueError, "not both"),
+        (dict(steps=None, epochs=True), TypeError, "epochs must be an int, got True"),
+        (dict(steps=None, epochs=0), ValueError, "epochs must be a positive int"),
+        (dict(steps=None, epochs=2.5), TypeError, "epochs must be an int"),
+        # learning rate, batch size, schedule
+        (dict(lr=-1.0), ValueError, "lr must be a finite number > 0"),
+        (dict(lr=0), ValueError, "lr must be"),
+        (dict(lr=float("nan")), ValueError, "lr must be"),
+        (dict(lr=float("inf")), ValueError, "lr must be"),
+        (dict(lr="1e-3"), TypeError, "lr must be a number > 0"),
+        (dict(lr=True), TypeError, "lr must be a number"),
         (dict(batch_size=0), ValueError, "batch_size"),
-        (dict(schedule="step"), ValueError, "schedule"),
+        (dict(batch_size=32.0), TypeError, "pass batch_size=32"),
+        (dict(batch_size=True), TypeError, "batch_size must be an int, got True"),
+        (dict(schedule="step"), ValueError, "unknown schedule .step.; valid: None, 'constant', 'cosine'"),
+        (dict(schedule=1), ValueError, "unknown schedule"),
+        (dict(warmup=-1), ValueError, "warmup must be an int >= 0"),
+        (dict(warmup=2.5), TypeError, "warmup must be an int, got 2.5"),
+        (dict(steps=10, warmup=10), ValueError, "warmup .10 steps. must be shorter than the fit .10 steps."),
+        (dict(weight_decay=-0.1), ValueError, "weight_decay must be a finite number >= 0"),
+        (dict(weight_decay=float("nan")), ValueError, "weight_decay"),
+        (dict(weight_decay="1e-4"), TypeError, "weight_decay must be a number >= 0.*or None"),
+        (dict(grad_clip=0.0), ValueError, "grad_clip must be a finite number > 0"),
+        (dict(grad_clip=-1), ValueError, "grad_clip"),
+        (dict(grad_clip=float("inf")), ValueError, "grad_clip"),
+        (dict(grad_clip="1"), TypeError, "grad_clip must be a number > 0.*or None"),
+        # evaluation, seed, callbacks, progress, threads
         (dict(eval_every=5), ValueError, "val="),
+        (dict(seed="0"), TypeError, "seed must be a non-negative int"),
+        (dict(seed=1.0), TypeError, "seed must be a non-negative int, got 1.0"),
+        (dict(seed=True), TypeError, "seed must be a non-negative int"),
+        (dict(seed=-3), ValueError, "seed must be a non-negative int"),
+        (dict(seed=2**64), ValueError, "seed must be below 2..64"),
+        (dict(callbacks=StopAfter(3)), TypeError, r"pass callbacks=\[cb\]"),
+        (dict(callbacks=[object()]), TypeError, "is not a callback"),
+        (dict(callbacks="progress"), TypeError, "callbacks must be a list"),
+        (dict(progress="yes"), TypeError, "progress must be True or False"),
         (dict(threads="many"), ValueError, "threads"),
+        (dict(threads=0), ValueError, "threads must be an int >= 1"),
+        (dict(threads=1.5), TypeError, "threads must be an int >= 1.*'auto'"),
+        (dict(threads=True), TypeError, "threads must be an int >= 1"),
     ],
 )
 def test_fit_argument_errors(digits, kwargs, err, match):
     train, _ = digits
     model = wb.models.MLP(64, (8,), 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    kwargs.setdefault("progress", False)
     with pytest.raises(err, match=match):
-        wb.fit(model, wb.methods.CrossEntropy(), train, progress=False, **kwargs)
+        wb.fit(model, wb.methods.CrossEntropy(), train, **kwargs)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_eval_every_checked_with_val(digits):
+    train, test = digits
+    model = wb.models.MLP(64, (8,), 10)
+    with pytest.raises(ValueError, match="eval_every must be a positive int, got 0"):
+        wb.fit(model, "cross_entropy", train, val=test, eval_every=0, progress=False)
+    with pytest.raises(TypeError, match="eval_every must be an int, got 2.5"):
+        wb.fit(model, "cross_entropy", train, val=test, eval_every=2.5, progress=False)
+
+
+def test_bad_options_raise_before_the_method_is_set_up(digits):
+    train, _ = digits
+    method = wb.methods.PALM(10, 3, top_k=2, dim=16)
+    with pytest.raises(ValueError, match="does not take"):
+        wb.fit(wb.models.MLP(64, (8,), 10), method, train, steps=2, progress=False, optimizer="sgd", betas=(0.9, 0.99))
+    assert not list(method.parameters())  # its head is built by setup, which never ran
+
+
+def test_valid_edge_values_are_accepted(digits):
+    import numpy as np
+
+    train, _ = digits
+    _, hist = small_fit(train, steps=np.int64(5), batch_size=np.int64(32), lr=np.float32(1e-3), warmup=4,
+                        weight_decay=0, seed=np.int64(3), callbacks=[StopAfter(4)])
+    assert hist.status == "stopped" and hist.config["batch_size"] == 32 and hist.config["seed"] == 3
+
+
+def test_fit_config_is_frozen():
+    import dataclasses
+
+    from workbench.training.checks import check_fit_args
+
+    cfg, cbs = check_fit_args(
+        n_train=100, has_val=True, steps=None, epochs=2, lr=1e-3, batch_size=32, optimizer="adam",
+        weight_decay=None, schedule="cosine", warmup=1, grad_clip=None, eval_every=None, seed=0,
+        callbacks=[], progress=False, threads="auto", optimizer_options={},
+    )
+    assert cfg.steps == 2 * (100 // 32) and cfg.eval_every == max(1, cfg.steps // 10) and cbs == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0
 
 
 def test_fit_input_errors(digits):

@@ -2,10 +2,12 @@
 
 * ``prepare_data``: a Dataset (or an ``(x, y)`` pair) -> tensors on the model's device, with an
   optional seeded subset of ``n_samples``;
-* ``functional_copy``: a deep copy of the model (and method) in eval mode, so that nothing the
-  analysis does (modes, hooks, reparametrisation) can touch the user's objects;
-* ``param_dict`` / ``check_directions`` / ``flatten`` / ``unflatten``: parameters as dicts
-  name -> tensor (the names of ``model.named_parameters()``) and as flat vectors;
+* ``functional_copy``: a copy of the model's modules in eval mode (parameters shared, never
+  written), so that nothing the analysis does (modes, hooks, reparametrisation) touches the user's
+  objects; ``outputs_at`` runs it on a few samples;
+* ``param_dict`` / ``buffer_dict`` / ``check_directions``: parameters as dicts name -> tensor
+  (the names of ``model.named_parameters()``); ``flatten`` / ``unflatten`` / ``norm_of``: the
+  same as flat vectors (with optional leading batch dimensions) and their norm;
 * ``LossFunction``: ``f(params) -> mean loss`` over the data (in sample blocks, sample-weighted),
   through ``method.loss_from_outputs`` when the method has it, else through ``method.loss`` on the
   reparametrised copy. torch.func transforms (``grad``, ``jvp``, ``vmap``) apply to it.
@@ -21,8 +23,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .._device import model_device
+from .._modes import eval_mode
 from ..data.dataset import Dataset
+from ._checks import check_int, check_labels
 
 
 # ----------------------------------------------------------------------------- data
@@ -41,9 +44,9 @@ class DataInfo:
         return f"{self.name} ({self.n_samples} of {self.n_total} samples, subset seed {self.subset_seed})"
 
 
-def prepare_data(data, device: torch.device, n_samples: int | None = None, seed: int = 0,
-                 *, need_labels: bool = False, what: str = "data"):
-    """(x, y, info): tensors on ``device`` (y may be None), optionally a seeded random subset."""
+def prepare_data(data, device: torch.device, n_samples: int | None = None, seed: int = 0, *, what: str = "data"):
+    """(x, y, info): tensors on ``device`` (y may be None), optionally a seeded random subset.
+    Whether the labels suit the method is ``_checks.check_labels``'s job."""
     if isinstance(data, Dataset):
         x, y, name = data.x, data.y, data.name
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
@@ -57,21 +60,19 @@ def prepare_data(data, device: torch.device, n_samples: int | None = None, seed:
         )
     if not x.dtype.is_floating_point:
         raise TypeError(f"{what}: x must be floating point, got {x.dtype}; pass x.float()")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"{what} has no samples (x of shape {tuple(x.shape)}); pass a non-empty dataset")
     if y is not None and y.shape[0] != x.shape[0]:
         raise ValueError(f"{what}: x has {x.shape[0]} samples but y has {y.shape[0]}")
-    if need_labels and y is None:
-        raise ValueError(f"{what} has no labels, but this analysis needs them; pass a labelled Dataset")
     n_total = int(x.shape[0])
     subset_seed = None
-    if n_samples is not None:
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int or None (all samples), got {n_samples!r}")
-        if n_samples < n_total:
-            g = torch.Generator().manual_seed(int(seed))
-            idx = torch.randperm(n_total, generator=g)[:n_samples].sort().values.to(x.device)
-            x = x[idx]
-            y = None if y is None else y[idx]
-            subset_seed = int(seed)
+    n_samples = check_int(n_samples, "n_samples", none="all samples")
+    if n_samples is not None and n_samples < n_total:
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(n_total, generator=g)[:n_samples].sort().values.to(x.device)
+        x = x[idx]
+        y = None if y is None else y[idx]
+        subset_seed = int(seed)
     if x.device != device:
         if x.device.type != "cpu":
             raise ValueError(
@@ -86,13 +87,19 @@ def prepare_data(data, device: torch.device, n_samples: int | None = None, seed:
 def functional_copy(module: nn.Module) -> nn.Module:
     """A structural copy in eval mode for ``functional_call``: the modules (and their mode flags,
     hooks, buffers) are copied, the parameters are shared, not copied — analyses always pass
-    their own parameter tensors, so the user's are only ever read, and setting eval mode on
-    the copy leaves the user's modules alone. Buffers are copied (eval-mode BatchNorm does not
-    write them, but a custom module might)."""
+    their own parameter tensors, so the user's are only ever read. The copy is taken while the
+    module is in eval mode (``eval_mode`` restores every submodule's flag afterwards), so it is
+    in eval mode as ``module.eval()`` would set it, and the user's modules are left as they were.
+    Buffers are copied (eval-mode BatchNorm does not write them, but a custom module might)."""
     memo = {id(p): p for p in module.parameters()}
-    work = copy.deepcopy(module, memo)
-    work.eval()
-    return work
+    with eval_mode(module):
+        return copy.deepcopy(module, memo)
+
+
+def outputs_at(work: nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, n: int = 4) -> torch.Tensor:
+    """The copy's outputs on the first ``n`` samples (a probe: output shape, label range)."""
+    with torch.no_grad():
+        return functional_call(work, state, (x[:n],))
 
 
 def param_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -102,15 +109,6 @@ def param_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def buffer_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in model.named_buffers()}
-
-
-def model_state(model: nn.Module) -> dict:
-    """Everything an analysis must leave unchanged: tensors (cloned), requires_grad, modes."""
-    return {
-        "tensors": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
-        "requires_grad": {k: p.requires_grad for k, p in model.named_parameters()},
-        "modes": {k: m.training for k, m in model.named_modules()},
-    }
 
 
 def check_directions(directions, params: dict[str, torch.Tensor], what: str = "direction"):
@@ -150,17 +148,29 @@ def check_directions(directions, params: dict[str, torch.Tensor], what: str = "d
     return out
 
 
-def flatten(d: dict[str, torch.Tensor], names) -> torch.Tensor:
-    return torch.cat([d[k].reshape(-1) for k in names])
+def flatten(d: dict[str, torch.Tensor], names, batch_dims: int = 0) -> torch.Tensor:
+    """Concatenate ``d[k]`` over ``names`` into one vector (``(..., P)`` with ``batch_dims``
+    leading batch dimensions kept)."""
+    if batch_dims == 0:
+        return torch.cat([d[k].reshape(-1) for k in names])
+    lead = next(iter(d.values())).shape[:batch_dims]
+    return torch.cat([d[k].reshape(*lead, -1) for k in names], batch_dims)
 
 
-def unflatten(v: torch.Tensor, like: dict[str, torch.Tensor], names) -> dict[str, torch.Tensor]:
+def unflatten(v: torch.Tensor, shapes: dict[str, torch.Size], names) -> dict[str, torch.Tensor]:
+    """Views of ``v`` (..., P) as ``{k: (..., *shapes[k])}`` over ``names`` (the inverse of ``flatten``)."""
     out, i = {}, 0
+    lead = v.shape[:-1]
     for k in names:
-        n = like[k].numel()
-        out[k] = v[i : i + n].view_as(like[k])
+        n = math.prod(shapes[k])
+        out[k] = v[..., i : i + n].reshape(*lead, *shapes[k])
         i += n
     return out
+
+
+def norm_of(d: dict[str, torch.Tensor]) -> float:
+    """The Euclidean norm over all tensors of a dict (in float64)."""
+    return math.sqrt(sum(float(v.double().pow(2).sum()) for v in d.values()))
 
 
 def to_cpu_dict(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -168,8 +178,9 @@ def to_cpu_dict(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------- loss
-class _MethodLoss(nn.Module):
-    """Wraps ``method.loss(model, (x, y))`` so ``functional_call`` can reparametrise the model."""
+class MethodLoss(nn.Module):
+    """Wraps ``method.loss(model, (x, y))`` so ``functional_call`` can reparametrise the model
+    (its state is addressed as ``model.<name>``)."""
 
     def __init__(self, model: nn.Module, method: nn.Module):
         super().__init__()
@@ -194,13 +205,29 @@ def check_method(method):
     return method
 
 
+def outputs_loss(method):
+    """The method's ``loss_from_outputs`` when it has one (a callable), else None."""
+    lfo = getattr(method, "loss_from_outputs", None)
+    return lfo if callable(lfo) else None
+
+
+def declared_loss_form(method):
+    """The loss form a workbench method declares (``Method.loss_form``), or None (also for
+    objects that are not ``wb.methods.Method``: they declare nothing)."""
+    from ..methods.base import Method
+
+    return method.loss_form if isinstance(method, Method) else None
+
+
 class LossFunction:
     """``f(params) -> mean loss`` over (x, y) for the model's parameters given as a dict.
 
     ``params`` may cover a subset of the parameter names (the rest stay at ``fixed``). The data
     is processed in blocks of ``batch_size`` samples and the block means are weighted by the
     block sizes, so the value is the sample mean over the whole set. ``uses`` says whether the
-    method's ``loss_from_outputs`` ("outputs") or its ``loss`` ("method.loss") is used.
+    method's ``loss_from_outputs`` ("outputs") or its ``loss`` ("method.loss") is used; ``lfo``
+    is that function (None for "method.loss"). The labels are checked against the method and
+    the model's outputs before anything is evaluated (``check_labels``).
     """
 
     def __init__(self, model: nn.Module, method, x, y, *, batch_size: int | None = None):
@@ -211,14 +238,11 @@ class LossFunction:
         self.batch_size = self.n if batch_size is None else max(1, min(int(batch_size), self.n))
         self.fixed = {**param_dict(self.work), **buffer_dict(self.work)}
         self.names = list(param_dict(self.work))
-        lfo = getattr(self.method, "loss_from_outputs", None)
-        if callable(lfo):
-            self.uses = "outputs"
-            self._lfo = lfo
-        else:
-            self.uses = "method.loss"
-            self.method_copy = functional_copy(self.method)
-            self.wrapper = _MethodLoss(self.work, self.method_copy)
+        self.lfo = outputs_loss(self.method)
+        self.uses = "outputs" if self.lfo is not None else "method.loss"
+        probe = outputs_at(self.work, self.fixed, x) if self.lfo is not None else None
+        check_labels(self.method, y, probe, reads_outputs=self.lfo is not None)
+        self.wrapper = None if self.lfo is not None else MethodLoss(self.work, functional_copy(self.method))
 
     def blocks(self):
         for i in range(0, self.n, self.batch_size):
@@ -227,9 +251,9 @@ class LossFunction:
 
     def block_loss(self, params: dict[str, torch.Tensor], xb, yb) -> torch.Tensor:
         state = {**self.fixed, **params}
-        if self.uses == "outputs":
+        if self.lfo is not None:
             out = functional_call(self.work, state, (xb,))
-            return self._lfo(out, yb)
+            return self.lfo(out, yb)
         state = {f"model.{k}": v for k, v in state.items()}
         loss, _ = functional_call(self.wrapper, state, (xb, yb))
         return loss
@@ -242,19 +266,3 @@ class LossFunction:
             v = self.block_loss(params, xb, yb) * (xb.shape[0] / self.n)
             total = v if total is None else total + v
         return total
-
-
-def auto_batch_size(model: nn.Module, n: int, memory_mb: float, per_sample_floats: int | None = None) -> int:
-    """Samples per block so that activations stay within ``memory_mb`` (rough, 4 bytes/float)."""
-    if per_sample_floats is None:
-        per_sample_floats = 8 * max((p.shape[0] for p in model.parameters() if p.ndim >= 1), default=64)
-    b = int(memory_mb * 2**20 / (4 * max(1, per_sample_floats)))
-    return max(1, min(n, b))
-
-
-def norm_of(d: dict[str, torch.Tensor]) -> float:
-    return math.sqrt(sum(float(v.double().pow(2).sum()) for v in d.values()))
-
-
-def model_device_of(model) -> torch.device:
-    return model_device(model)

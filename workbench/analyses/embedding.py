@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .._device import model_device
+from .._modes import eval_mode
 from ..data.dataset import Dataset
 
 PROJECTIONS = ("pca", "umap", "tsne")
@@ -50,12 +51,8 @@ def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024) -> torch.T
     device = model_device(model)
     if data.device.type != "cpu" and data.device != device:
         raise ValueError(f"the model is on {device} but the data is on {data.device}; move one of them")
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [fn(model, x).detach().float().cpu() for x, _ in data.loader(batch_size, shuffle=False, device=device)]
-    finally:
-        model.train(was)
     return torch.cat(out)
 
 

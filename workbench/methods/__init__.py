@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import augment
 from ._guidance import Guidance
-from .base import Method
+from .base import CrossEntropyOnLogits, Method
 from .center_loss import CenterLoss
 from .cfg import CFG, ConditionalDDPM, cfg_combine
 from .classifier_guidance import ClassifierGuidance, NoisyClassification
@@ -24,7 +24,7 @@ from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpo
 from .supcon import SupCon
 
 __all__ = [
-    "Method", "available", "create",
+    "Method", "CrossEntropyOnLogits", "available", "create",
     "CrossEntropy", "CenterLoss",                                   # classification
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation

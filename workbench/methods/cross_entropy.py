@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Method
+from .base import CrossEntropyOnLogits, Method
 
 
 def check_labels(y, n_classes: int | None = None, who: str = "this method") -> torch.Tensor:
@@ -37,6 +37,14 @@ class CrossEntropy(Method):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+
+    @property
+    def loss_form(self) -> CrossEntropyOnLogits | None:
+        """Declares the loss as softmax cross-entropy on logits, unless a subclass changed
+        ``loss_from_outputs`` (then it declares nothing)."""
+        if type(self).loss_from_outputs is not CrossEntropy.loss_from_outputs:
+            return None
+        return CrossEntropyOnLogits(self.label_smoothing)
 
     def loss_from_outputs(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)

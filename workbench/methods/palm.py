@@ -76,6 +76,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_number
+from .._modes import eval_mode
 from ._heads import HeadMixin
 from .augment import get_augmentation
 from .base import Method
@@ -314,9 +315,7 @@ class PALM(HeadMixin, Method):
         device = model_device(model)
         totals: dict[str, torch.Tensor] = {}
         n = 0
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             for x, y in data.loader(batch_size, shuffle=False, device=device):
                 loss, logs = self.loss(model, (x, y))
                 logs["proto_acc"] = (self.predict_class(self.embed(model, x)) == y).float().mean()
@@ -324,8 +323,6 @@ class PALM(HeadMixin, Method):
                     v = torch.as_tensor(v, device=device, dtype=torch.float32)
                     totals[k] = totals.get(k, torch.zeros((), device=device)) + v * x.shape[0]
                 n += x.shape[0]
-        finally:
-            self.train(was)
         return {k: float(v) / n for k, v in totals.items()}
 
     def extra_repr(self) -> str:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._device import model_device
+from .._modes import eval_mode
 from ..data.dataset import Dataset
 
 SPACES = ("backbone", "logits", "embedding")
@@ -195,13 +196,8 @@ class FeatureBank:
         device = model_device(model)
         if ds.device.type != "cpu" and ds.device != device:
             raise ValueError(f"the model is on {device} but the data is on {ds.device}; move one of them")
-        modes = [(model, model.training)]
-        if isinstance(method, nn.Module):
-            modes.append((method, method.training))
-        for m, _ in modes:
-            m.eval()
         back, logit, emb = [], [], []
-        try:
+        with eval_mode(model, method):
             for x, _ in ds.loader(self.batch_size, shuffle=False, device=device):
                 h = model.features(x)
                 h = h.reshape(h.shape[0], -1)
@@ -212,9 +208,6 @@ class FeatureBank:
                     e = self.embed_fn(model, x)
                     e = F.normalize(e.reshape(e.shape[0], -1).float(), dim=1)
                     emb.append(e.detach().cpu())
-        finally:
-            for m, was in modes:
-                m.train(was)
         self.n_passes += 1
         return Features(
             backbone=torch.cat(back),

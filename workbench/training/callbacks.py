@@ -14,6 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._device import model_device
+from .._modes import eval_mode
+
 
 @dataclass
 class FitState:
@@ -142,20 +145,14 @@ class Snapshots(Callback):
         if self.keep_method:
             self.method_states.append({k: v.detach().cpu().clone() for k, v in method.named_buffers()})
         if self.embed_data is not None:
-            was = model.training
-            model.eval()
-            try:
-                from .._device import model_device
-
-                dev = model_device(model)
-                fn = self.embed_fn or (lambda m, x: m.features(x))
+            dev = model_device(model)
+            fn = self.embed_fn or (lambda m, x: m.features(x))
+            with eval_mode(model):
                 outs = [
                     fn(model, x).detach().cpu()
                     for x, _ in self.embed_data.loader(self.batch_size, shuffle=False, device=dev)
                 ]
-                self.embeddings.append(torch.cat(outs))
-            finally:
-                model.train(was)
+            self.embeddings.append(torch.cat(outs))
 
     def on_fit_start(self, state):
         self._reset()

@@ -17,6 +17,9 @@ class History:
     ``status``: ``"completed"``, ``"stopped"`` (a callback asked, e.g. a stop button),
     ``"interrupted"`` (KeyboardInterrupt / the notebook's stop button) or ``"diverged"``
     (a non-finite loss; the model was restored to its last good state). ``message`` says why.
+    ``config`` holds fit's arguments and ``config["threads"]`` the torch thread count the fit
+    ran with; ``threads_note`` says how that count was chosen, e.g.
+    ``"auto: 1 thread (small model: 39.7 MFLOP/step < 200 MFLOP)"``.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -27,6 +30,7 @@ class History:
     config: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     snapshots: Any = None
+    threads_note: str = ""
 
     # ------------------------------------------------------------------ recording
     def log_step(self, step: int, record: dict[str, float]) -> None:
@@ -93,6 +97,7 @@ class History:
             "message": self.message,
             "config": dict(self.config),
             "elapsed": self.elapsed,
+            "threads_note": self.threads_note,
         }
 
     @classmethod
@@ -100,7 +105,7 @@ class History:
         return cls(
             steps=list(d["steps"]), records=list(d["records"]), evals=list(d["evals"]),
             status=d["status"], message=d.get("message", ""), config=dict(d.get("config", {})),
-            elapsed=float(d.get("elapsed", 0.0)),
+            elapsed=float(d.get("elapsed", 0.0)), threads_note=str(d.get("threads_note", "")),
         )
 
     def __repr__(self) -> str:
@@ -112,6 +117,9 @@ class History:
             parts.append("val " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
         if self.elapsed:
             parts.append(f"{self.elapsed:.1f}s")
+        n = self.config.get("threads")
+        if isinstance(n, int):
+            parts.append(f"{n} thread" + ("s" if n != 1 else ""))
         if self.message and self.status != "completed":
             parts.append(f"message={self.message!r}")
         return "History(" + ", ".join(parts) + ")"

@@ -43,15 +43,22 @@ def _adamw(params, *, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas), eps=eps)
 
 
-def make_optimizer(name, params, *, lr: float, weight_decay: float | None, **options):
-    """Build the optimizer ``name`` (or call a user factory ``name(params, lr=..., ...)``)."""
+def _factory(name) -> Callable:
     if callable(name):
-        factory = name
-    else:
-        _load_plugins()
-        if not isinstance(name, str) or name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(OPTIMIZERS))}")
-        factory = OPTIMIZERS[name]
+        return name
+    _load_plugins()
+    if not isinstance(name, str):
+        raise TypeError(
+            f"optimizer must be a name ({', '.join(sorted(OPTIMIZERS))}) or a factory "
+            f"f(params, lr=..., weight_decay=...), got {type(name).__name__}"
+        )
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(OPTIMIZERS))}")
+    return OPTIMIZERS[name]
+
+
+def _kwargs(name, factory, lr, weight_decay, options) -> dict:
+    """The keywords for ``factory``, after checking that it takes them and that lr is valid."""
     sig = inspect.signature(factory)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     if not accepts_any:
@@ -61,12 +68,29 @@ def make_optimizer(name, params, *, lr: float, weight_decay: float | None, **opt
             raise ValueError(
                 f"optimizer {getattr(name, '__name__', name)!r} does not take {unknown}; valid options: {valid}"
             )
-    if not (isinstance(lr, (int, float)) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     kwargs = dict(options, lr=lr)
     if weight_decay is not None:
         kwargs["weight_decay"] = weight_decay
-    return factory(params, **kwargs)
+    return kwargs
+
+
+def check_optimizer(name, *, lr: float, weight_decay: float | None, **options) -> None:
+    """Raise now (before a fit changes anything) if ``make_optimizer`` would fail: an unknown
+    name, an option the factory does not take, or (for the built-in optimizers, which are
+    built once on a dummy parameter to run their own checks) a bad option value such as
+    SAM's ``rho`` or an option of its base optimizer."""
+    factory = _factory(name)
+    kwargs = _kwargs(name, factory, lr, weight_decay, options)
+    if isinstance(name, str) and factory.__module__.startswith("workbench."):
+        factory([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+def make_optimizer(name, params, *, lr: float, weight_decay: float | None, **options):
+    """Build the optimizer ``name`` (or call a user factory ``name(params, lr=..., ...)``)."""
+    factory = _factory(name)
+    return factory(params, **_kwargs(name, factory, lr, weight_decay, options))
 
 
 def _load_plugins():
