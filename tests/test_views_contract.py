@@ -299,11 +299,37 @@ def case_continual(**_):
     return view, dict(traces=traces, figures=["drift", "matrix"], controls=["session", "play"])
 
 
+def case_guidance(blobs, **_):
+    den = wb.models.TimeMLP(dim=2, hidden=8, n_layers=1, time_dim=8, n_classes=3, seed=0)
+    ddpm = wb.methods.ConditionalDDPM(n_steps=4, schedule="linear")
+    fields = wb.analyses.guided_fields(den, ddpm, [1, 3], scales=(0.0, 1.0, 2.0), resolution=5)
+    sweep = wb.analyses.guidance_sweep(den, ddpm, blobs, scales=(0.0, 1.0, 2.0), n=24, steps=2)
+    view = wb.widgets.GuidanceView(fields, sweep, data=blobs)
+    assert (view.t, view.cls, view.scale) == (3, 0, 2.0)
+    traces = [("scattergl", "data", len(blobs)), ("scatter", "unguided score", 75), ("scattergl", "data", len(blobs)),
+              ("scatter", "guided score", 75), ("scattergl", "samples, other classes", 16),
+              ("scattergl", "samples of this class", 8)]
+    assert len(view.curves.data) == 4 and view.curves.layout.shapes[0].x0 == 2.0
+    return view, dict(traces=traces, figures=["fields", "curves"], controls=["t", "play", "class", "scale"])
+
+
+def case_discrete(**_):
+    d3pm = wb.methods.D3PM(2, 4, "absorbing")
+    model = wb.models.TokenDenoiser(16, d3pm.n_total, hidden=8, n_layers=1, time_dim=8, seed=0)
+    traj = wb.analyses.sample_discrete(model, d3pm, n=6, shape=(1, 4, 4), seed=0)
+    view = wb.widgets.DiscreteTrajectoryView(traj, n=4)
+    traces = [("heatmap", "states", None), ("heatmap", "decided at", None), ("scatter", "not final", 5),
+              ("scatter", "this frame", 1)]
+    assert view.frame == 4 and view.slider.max == 4
+    return view, dict(traces=traces, figures=["frames"], controls=["frame", "play"])
+
+
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
     "LiveTraining": case_live, "CompareView": case_compare, "LinkedMaps": case_linked,
     "ProtoPNetView": case_protopnet, "GCDView": case_gcd, "ContinualView": case_continual,
+    "GuidanceView": case_guidance, "DiscreteTrajectoryView": case_discrete,
     # the same views with their map drawn by jupyter-scatter
     "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
     "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,

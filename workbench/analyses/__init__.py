@@ -28,6 +28,14 @@ from .curvature import (
     spectral_density,
 )
 from .diffusion import ScoreField, Trajectory, matching_frames, sample_trajectory, score_field
+from .diffusion_classifier import (
+    ClassifierCurve,
+    DiffusionClassification,
+    classifier_curve,
+    classifier_timesteps,
+    diffusion_classify,
+)
+from .diffusion_features import DiffusionFeatures, ProbeGrid, diffusion_features, probe_grid
 from .diffusion_gaussian import GaussianScoreModel, ScoreError, gaussian_score, score_error
 from .diffusion_quality import (
     HallucinationFilter,
@@ -42,6 +50,7 @@ from .diffusion_quality import (
     sample_quality,
     trajectory_variance,
 )
+from .discrete_diffusion import DiscreteTrajectory, SequenceStats, sample_discrete, sequence_stats
 from .distillation import (
     Agreement,
     DistillationTrajectory,
@@ -71,6 +80,7 @@ from .fewshot import (
 from .gcd import CONVENTIONS as GCD_CONVENTIONS
 from .gcd import GCDAccuracy, cluster_accuracy, hungarian_match
 from .gmm_film import GMMFilm, gmm_film
+from .guidance import GuidanceSweep, GuidedFields, guidance_sweep, guided_fields
 from .kernel_distillation import KernelSelfDistillation, kernel_self_distillation
 from .landscape import (
     Interpolation,
@@ -86,6 +96,7 @@ from .landscape import (
     project_path,
     random_directions,
 )
+from .minority import MinorityScores, minority_labels, minority_score
 from .prototype_calibration import class_means, cosine_predict, teen_calibrate
 from .prototype_fit import FittedPrototypes, fit_prototypes
 from .prototype_parts import (
@@ -126,6 +137,13 @@ from .ss_gmm import (
     niw_log_marginal,
     ss_kmeans,
 )
+from .subspace import (
+    MoLRGDenoiser,
+    SubspaceRecovery,
+    jacobian_subspaces,
+    molrg_denoiser,
+    numerical_rank,
+)
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -153,6 +171,12 @@ __all__ = [
     "continual_metrics", "ContinualMetrics", "accuracy_matrices", "AccuracyMatrices", "FORGETTING_CONVENTIONS",
     "prototype_drift", "PrototypeDrift", "teen_calibrate", "class_means", "cosine_predict",
     "gmm_film", "GMMFilm", "fit_ss_gmm", "SSGMMFit", "GMMFrame", "NIWPrior", "niw_log_marginal", "log_split_ratio", "ss_kmeans",
+    # diffusion, second wave
+    "guided_fields", "GuidedFields", "guidance_sweep", "GuidanceSweep", "minority_score", "minority_labels",
+    "MinorityScores", "diffusion_classify", "DiffusionClassification", "classifier_curve", "ClassifierCurve",
+    "classifier_timesteps", "diffusion_features", "DiffusionFeatures", "probe_grid", "ProbeGrid",
+    "jacobian_subspaces", "SubspaceRecovery", "molrg_denoiser", "MoLRGDenoiser", "numerical_rank",
+    "sample_discrete", "DiscreteTrajectory", "sequence_stats", "SequenceStats",
 ]
 
 

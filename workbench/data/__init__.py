@@ -27,7 +27,8 @@ def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
     """Load a built-in data set by name.
 
     ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
-    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals).
+    checkerboard (2-D toys), subspaces (a union of low-dimensional subspaces), sequences
+    (categorical Markov-chain sequences), digits (sklearn's 8x8 images), mnist1d (1-D signals).
     ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
     ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
     """

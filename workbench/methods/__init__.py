@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from . import augment
+from ._guidance import Guidance
 from .base import CrossEntropyOnLogits, Method
 from .cbc import CBCLoss
 from .center_loss import CenterLoss
+from .cfg import CFG, ConditionalDDPM, cfg_combine
+from .classifier_guidance import ClassifierGuidance, NoisyClassification
 from .consistency import ConsistencyDistillation
+from .consistency_training import ConsistencyTraining
 from .cosine_classifier import CosineClassifier
 from .cross_entropy import CrossEntropy
+from .curriculum import DifficultyCurriculum
+from .d3pm import D3PM
 from .ddpm import DDPM
+from .dmd import DMD
 from .gpc import GPCLoss
+from .guided_distillation import GuidedDistillation, StudentScale, guided_student
 from .kd import KnowledgeDistillation, kd_loss
+from .minority_guidance import MinorityGuidance
 from .onpro import OnPro
 from .palm import PALM
 from .protogcd import ProtoGCD
@@ -31,6 +40,10 @@ __all__ = [
     "ProtoPNetLoss", "STProtoPNetLoss", "CBCLoss",                  # prototype-part networks
     "GPCLoss", "ProtoGCD",                                          # category discovery
     "CosineClassifier", "OnPro",                                    # continual learning
+    "ConditionalDDPM", "NoisyClassification", "GuidedDistillation",  # guidance
+    "Guidance", "CFG", "ClassifierGuidance", "MinorityGuidance", "StudentScale", "cfg_combine", "guided_student",
+    "DMD", "ConsistencyTraining", "DifficultyCurriculum",           # students, curricula
+    "D3PM",                                                         # discrete diffusion
 ]
 
 

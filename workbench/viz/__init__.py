@@ -48,6 +48,13 @@ from .diffusion import (
     trajectory_pair,
     trajectory_slots,
 )
+from .diffusion_readouts import (
+    classifier_curve,
+    curriculum_losses,
+    probe_heatmap,
+    subspace_recovery,
+)
+from .discrete import DiscreteTrace, discrete_frames, discrete_patch
 
 # distillation
 from .distillation import (
@@ -66,6 +73,7 @@ from .embedding import MapTrace, aligned_maps, embedding, map_color_patch, png_b
 
 # category discovery
 from .gcd import GMMFilmTrace, KCurveTrace, gmm_film_map, gmm_film_patch, k_curve, k_curve_patch
+from .guidance import GuidedTrace, guidance_curves, guided_fields, guided_fields_patch, mode_shares
 
 # loss landscapes and curvature
 from .landscape import (
@@ -119,6 +127,8 @@ __all__ = [
     "roc_figure", "score_histograms", "detector_table", "landing_bars",
     "trajectory", "trajectory_pair", "samples_grid", "score_field", "score_error",
     "hallucination_filter", "image_frames", "quality_table",
+    "guided_fields", "guidance_curves", "mode_shares", "classifier_curve", "probe_heatmap", "subspace_recovery",
+    "curriculum_losses", "discrete_frames",
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
     "interpolation_curve", "hessian_spectrum", "curvature_by_class",
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
@@ -134,4 +144,5 @@ __all__ = [
     "explanation_mosaic", "contribution_waterfall", "ExplainTrace", "explanation_patch", "contribution_patch",
     "gmm_film_map", "k_curve", "GMMFilmTrace", "KCurveTrace", "gmm_film_patch", "k_curve_patch",
     "drift_map", "accuracy_heatmap", "session_curves", "DriftTrace", "HeatTrace", "drift_patch", "heatmap_patch",
+    "TrainingTrace", "GuidedTrace", "guided_fields_patch", "DiscreteTrace", "discrete_patch",
 ]

@@ -12,9 +12,11 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 from ._view import View
 from .compare import CompareView
 from .continual import ContinualView
+from .discrete import DiscreteTrajectoryView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
 from .gcd import GCDView
+from .guidance import GuidanceView
 from .landscape import LandscapeView
 from .linked import LinkedMaps
 from .live import LiveTraining
@@ -26,5 +28,5 @@ from .trajectory import TrajectoryView
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
     "DistillationView", "LiveTraining", "CompareView", "LinkedMaps", "ProtoPNetView", "GCDView",
-    "ContinualView",
+    "ContinualView", "GuidanceView", "DiscreteTrajectoryView",
 ]
