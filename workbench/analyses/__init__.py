@@ -43,6 +43,7 @@ from .distillation import (
     reports_table,
     teacher_student_report,
 )
+from .ece import Calibration, calibration_of_logits, top_label_ece
 from .embedding import (
     PROJECTIONS,
     AlignedProjections,
@@ -83,6 +84,12 @@ from .prototypes import (
     prototype_evolution,
     prototype_maps,
 )
+from .pseudo_labels import (
+    PseudoLabelTrace,
+    ThresholdCurve,
+    pseudo_label_trace,
+    threshold_tradeoff,
+)
 from .representation import (
     NeuralCollapse,
     RepresentationMetrics,
@@ -97,6 +104,7 @@ from .representation import (
     uniformity,
 )
 from .similarity import RelativeSimilarity, linear_cka, relative_representation, relative_similarity
+from .synthetic_map import SyntheticMap, synthetic_map
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -119,6 +127,8 @@ __all__ = [
     "Interpolation", "PathDirections", "TrainingPath", "hvp", "hessian_eigs", "hessian_trace",
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
+    "threshold_tradeoff", "ThresholdCurve", "pseudo_label_trace", "PseudoLabelTrace",
+    "synthetic_map", "SyntheticMap", "top_label_ece", "calibration_of_logits", "Calibration",
 ]
 
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from . import augment
 from .base import Method
+from .bdkd import BalancedDivergenceKD
 from .center_loss import CenterLoss
 from .consistency import ConsistencyDistillation
 from .cross_entropy import CrossEntropy
 from .ddpm import DDPM
+from .dhkd import DualHeadKD
+from .fixmatch import FixMatch
 from .kd import KnowledgeDistillation, kd_loss
+from .mean_teacher import MeanTeacher
 from .palm import PALM
+from .phis import FeatureNormalizer, MultiTeacherDistillation
 from .pskd import PSKD
 from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
+from .sinkd import SinkhornKD
 from .supcon import SupCon
+from .taid import TAID
+from .wad import WeightAwareDistillation
 
 __all__ = [
     "Method", "available", "create",
@@ -20,6 +28,9 @@ __all__ = [
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
     "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",
+    "SinkhornKD", "DualHeadKD", "BalancedDivergenceKD", "TAID",      # the logit-distillation family
+    "MultiTeacherDistillation", "FeatureNormalizer",
+    "FixMatch", "MeanTeacher", "WeightAwareDistillation",           # semi-supervised
     "DDPM", "ConsistencyDistillation",                              # diffusion
 ]
 

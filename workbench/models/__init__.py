@@ -15,7 +15,7 @@ from torch import nn
 
 from .._config import Configurable
 
-__all__ = ["Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS"]
+__all__ = ["Classifier", "MLP", "ConvNet", "DistillConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -287,3 +287,6 @@ class TimeMLP(nn.Module, Configurable):
             parts.append(flat)
         h = self.inp(torch.cat(parts, dim=-1))
         return self.out(self.blocks(h)).reshape(shape)
+
+
+from .distill_convnet import DistillConvNet  # noqa: E402  (needs Classifier above)

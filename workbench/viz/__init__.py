@@ -23,6 +23,15 @@ from .compare import (
 )
 from .data import samples
 
+# semi-supervised pseudo-labels and dataset distillation
+from .dataset_distillation import (
+    SynMapTrace,
+    grid_patch,
+    synthetic_grid,
+    synthetic_map_figure,
+    synthetic_patch,
+)
+
 # diffusion
 from .diffusion import (
     hallucination_filter,
@@ -89,6 +98,14 @@ from .prototypes import (
     prototype_map_patch,
     redundancy_heatmap,
 )
+from .pseudo_labels import (
+    CurveTrace,
+    PseudoMapTrace,
+    curve_patch,
+    pseudo_label_map,
+    pseudo_label_patch,
+    threshold_curve,
+)
 from .training import loss_curves
 
 __all__ = [
@@ -101,12 +118,13 @@ __all__ = [
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
     "interpolation_curve", "hessian_spectrum", "curvature_by_class",
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
-    "kernel_self_distillation",
+    "kernel_self_distillation", "pseudo_label_map", "threshold_curve", "synthetic_map_figure", "synthetic_grid",
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table",
     "prototype_stars",
     # trace roles that views patch, and what they write into them
     "patch", "MapTrace", "map_color_patch", "ProtoMapTrace", "prototype_map_patch", "occupancy_patch",
     "RocTrace", "roc_index", "roc_curve_patch", "LandingTrace", "landing_patch", "trajectory_slots",
     "panel_patch", "image_slots", "PanelTrace", "panel_trace", "MapsTrace", "ProbeTrace", "student_patch",
-    "TrainingTrace",
+    "TrainingTrace", "PseudoMapTrace", "pseudo_label_patch", "CurveTrace", "curve_patch", "SynMapTrace",
+    "synthetic_patch", "grid_patch",
 ]

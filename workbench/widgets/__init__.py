@@ -11,15 +11,17 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 
 from ._view import View
 from .compare import CompareView
+from .dataset_distillation import SyntheticSetView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
 from .landscape import LandscapeView
 from .live import LiveTraining
 from .ood_lens import OODLens
 from .prototypes import PrototypeView
+from .pseudo_labels import PseudoLabelView
 from .trajectory import TrajectoryView
 
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
-    "DistillationView", "LiveTraining", "CompareView",
+    "DistillationView", "LiveTraining", "CompareView", "PseudoLabelView", "SyntheticSetView",
 ]
