@@ -144,10 +144,10 @@ class PseudoLabelTrace:
 
     def __repr__(self) -> str:
         keep = self.kept()[-1]
-        acc = float(self.correct[-1][keep].double().mean()) if keep.any() else float("nan")
+        right = f"{float(self.correct[-1][keep].double().mean()):.3f} of them right" if keep.any() else "none kept"
         return (f"PseudoLabelTrace({len(self)} snapshots (steps {int(self.steps[0])}…{int(self.steps[-1])}), "
                 f"{self.truth.shape[0]} unlabelled samples, τ={self.threshold:g}; last: "
-                f"{float(keep.double().mean()):.3f} kept, {acc:.3f} of them right)")
+                f"{float(keep.double().mean()):.3f} kept, {right})")
 
 
 def pseudo_label_trace(steps, confidence, labels, features=None, truth=None, *, threshold: float = 0.95,

@@ -65,6 +65,12 @@ class Experts:
             cfg["seed"] = seed
         return build(self.model_name, cfg)
 
+    def model(self, index: int = 0, epoch: int = -1) -> nn.Module:
+        """Expert ``index`` as a network, with its parameters after ``epoch`` (−1: the last)."""
+        net = self.make_model(0)
+        torch.nn.utils.vector_to_parameters(self.trajectories[index][epoch].clone(), net.parameters())
+        return net
+
     def __repr__(self) -> str:
         acc = self.accuracy
         shown = f", test accuracy {float(acc.mean()):.4f} (min {float(acc.min()):.4f})" if not acc.isnan().all() else ""
