@@ -268,7 +268,8 @@ def main():
     t0 = time.time()
     fn = {"kd": kd_family, "ssl": ssl, "wad": wad, "simclr": simclr}.get(a.what)
     res = fn(seeds) if fn else dd(seeds, tuple(a.ipc), methods=tuple(a.methods))
-    print(f"\n{a.what}: {time.time() - t0:.0f} s wall, load average {os.getloadavg()}")
+    print(f"\n{a.what}: {time.time() - t0:.0f} s wall, {time.process_time():.0f} s CPU (one thread), "
+          f"load average {os.getloadavg()}")
     with open(f"{a.out}_{a.what}.json", "w") as f:
         json.dump(res, f, indent=1)
 

@@ -169,11 +169,14 @@ def test_committee_voting_tiny(small):
     com = train_committee(train, members=members, steps=3, seed=0)
     assert com.priors.shape == (2,)
     before = [b.clone() for b in members["a"].buffers()]
+    grads = [None if p.grad is None else p.grad.clone() for m in members.values() for p in m.parameters()]
     syn = committee_voting(train, 2, committee=com, iterations=2, seed=0)
     assert syn.method == "CV-DD" and syn.images.min() >= 0 and syn.images.max() <= 1 and syn.temperature == 20
     ev = S.evaluate_synthetic(syn, test, make_model=_tiny_net, n_models=1, epochs=1)
     assert 0 <= ev.accuracy <= 1
     assert all(torch.equal(a, b) for a, b in zip(before, members["a"].buffers()))  # relabelling leaves them
+    after = [p.grad for m in members.values() for p in m.parameters()]
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(grads, after))  # pixels only
     with pytest.raises(ValueError, match="batch norm"):
         train_committee(train, members={"x": wb.models.MLP(64, (4,), 10)}, steps=1)
 

@@ -292,3 +292,26 @@ def test_bad_arguments_are_refused():
                       (lambda: wb.methods.MultiTeacherDistillation([t], normalization="pca"), ValueError)):
         with pytest.raises(err):
             call()
+
+
+@pytest.mark.parametrize("name", ["SinkhornKD", "DualHeadKD", "TAID", "BalancedDivergenceKD", "MultiTeacherDistillation",
+                                  "FixMatch", "MeanTeacher", "WeightAwareDistillation"])
+def test_new_methods_fit_and_round_trip_through_checkpoints(name, tmp_path):
+    data = wb.data.load("gaussians8", n=64, seed=0)
+    t, t2 = wb.models.MLP(2, (8,), 8, seed=0), wb.models.MLP(2, (4,), 8, seed=1)
+    make = {"SinkhornKD": lambda: wb.methods.SinkhornKD(t), "DualHeadKD": lambda: wb.methods.DualHeadKD(t),
+            "TAID": lambda: wb.methods.TAID(t, total_steps=5), "BalancedDivergenceKD": lambda: wb.methods.BalancedDivergenceKD(t),
+            "MultiTeacherDistillation": lambda: wb.methods.MultiTeacherDistillation([t, t2]),
+            "FixMatch": lambda: wb.methods.FixMatch(), "MeanTeacher": lambda: wb.methods.MeanTeacher(),
+            "WeightAwareDistillation": lambda: wb.methods.WeightAwareDistillation()}
+    m = make[name]()
+    if name in ("FixMatch", "MeanTeacher"):
+        m.set_unlabelled(data)
+    if name == "WeightAwareDistillation":
+        m.set_pseudo_labels(data.x, data.y, torch.ones(len(data)))
+    student = wb.models.MLP(2, (8,), 8, seed=2)
+    assert wb.fit(student, m, data, steps=2, batch_size=16, progress=False).status == "completed"
+    wb.save_checkpoint(tmp_path / "c", student, m)
+    _, m2 = wb.load_checkpoint(tmp_path / "c")
+    a, b = m.state_dict(), m2.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

@@ -117,6 +117,14 @@ def bn_statistics_loss(stats, layers, first_weight: float = 10.0) -> torch.Tenso
     return total
 
 
+def _frozen_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` with its parameters detached: gradients reach the images only, never the
+    committee's ``.grad`` fields (forward hooks still fire)."""
+    state = {k: v.detach() for k, v in model.named_parameters()}
+    state.update(dict(model.named_buffers()))
+    return torch.func.functional_call(model, state, (x,))
+
+
 def _pairs(committee: Committee, ipc: int) -> list[tuple[int, int]]:
     k = len(committee.models)
     if k < 2:
@@ -161,7 +169,7 @@ def committee_voting(data, ipc: int, *, committee: Committee, iterations: int = 
                     xi = dsa(syn[idx], g, families=("crop", "scale")) if jitter else syn[idx]
                     for wm, m in zip(w, pair):
                         hooks[m].stats = []
-                        ce = F.cross_entropy(committee.models[m](xi), y[idx])
+                        ce = F.cross_entropy(_frozen_forward(committee.models[m], xi), y[idx])
                         bn = bn_statistics_loss(hooks[m].stats, hooks[m].layers, first_bn_weight)
                         loss = loss + wm * (ce + r_bn * bn)
                 opt.zero_grad(set_to_none=True)
