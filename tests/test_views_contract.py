@@ -324,12 +324,62 @@ def case_discrete(**_):
     return view, dict(traces=traces, figures=["frames"], controls=["frame", "play"])
 
 
+def _pseudo_trace(frames=3, n=30):
+    g = torch.Generator().manual_seed(0)
+    conf = torch.rand(frames, n, generator=g)
+    labels = torch.randint(0, 4, (frames, n), generator=g)
+    truth = torch.randint(-1, 4, (n,), generator=g)
+    coords = torch.randn(frames, n, 2, generator=g)
+    return wb.analyses.pseudo_label_trace(torch.arange(frames) * 10, conf, labels, truth=truth, coords=coords,
+                                          threshold=0.5)
+
+
+def case_pseudo_labels(**_):
+    trace = _pseudo_trace()
+    view = wb.widgets.PseudoLabelView(trace)
+    keep = trace.confidence[-1] >= 0.5
+    wrong = int((keep & (trace.labels[-1] != trace.truth)).sum())
+    traces = [("scattergl", "unlabelled", 30), ("scattergl", "kept, wrong pseudo-label", wrong)]
+    assert [t.name for t in view.curve.data] == ["quantity: fraction kept", "quality: accuracy of the kept", "threshold"]
+    assert list(view.curve.data[2].x) == [0.5, 0.5] and len(view.curve.data[0].x) == len(trace.thresholds)
+    view.set_threshold(0.9)
+    assert list(view.curve.data[2].x) == [0.9, 0.9] and view.tau.value == pytest.approx(0.9)
+    assert len(view.map.data[1].x) == int(((trace.confidence[-1] >= 0.9) & (trace.labels[-1] != trace.truth)).sum())
+    view.set_frame(0)
+    np.testing.assert_allclose(np.asarray(view.map.data[0].x, dtype=float), trace.coords[0, :, 0].numpy(), rtol=1e-6)
+    assert "step 0" in view.map.layout.title.text and view.slider.value == 0
+    view.set_threshold(0.5)
+    view.set_frame(-1)
+    return view, dict(traces=traces, figures=["map", "tradeoff"], controls=["snapshot", "play", "threshold"])
+
+
+def case_synthetic_set(**_):
+    from workbench.recipes._synthetic import random_real_subset
+
+    digits = wb.data.load("digits", n=60, seed=0)
+    syn = random_real_subset(digits, 2, seed=0)
+    frames = torch.stack([syn.images, syn.images * 0.5, syn.images * 0.25])
+    smap = wb.analyses.synthetic_map(wb.models.DistillConvNet(width=4, seed=0), digits, frames, labels=syn.labels,
+                                     steps=[0, 5, 10], method="toy")
+    view = wb.widgets.SyntheticSetView(smap)
+    traces = [("scattergl", "real images", 60), ("scatter", "start (iteration 0)", 20),
+              ("scatter", "synthetic images", 20)] + [("scatter", None, 1)] * 10
+    z_last = np.asarray(view.images.data[0].z, dtype=float)
+    view.set_frame(0)
+    np.testing.assert_allclose(np.asarray(view.map.data[2].x, dtype=float), smap.coords[0, :, 0].numpy(), rtol=1e-6)
+    assert not np.allclose(np.asarray(view.images.data[0].z, dtype=float), z_last, equal_nan=True)
+    assert "iteration 0" in view.map.layout.title.text
+    view.set_frame(2)
+    return view, dict(traces=traces, figures=["map", "images"], controls=["iteration", "play"])
+
+
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
     "LiveTraining": case_live, "CompareView": case_compare, "LinkedMaps": case_linked,
     "ProtoPNetView": case_protopnet, "GCDView": case_gcd, "ContinualView": case_continual,
     "GuidanceView": case_guidance, "DiscreteTrajectoryView": case_discrete,
+    "PseudoLabelView": case_pseudo_labels, "SyntheticSetView": case_synthetic_set,
     # the same views with their map drawn by jupyter-scatter
     "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
     "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,

@@ -61,6 +61,7 @@ from .distillation import (
     reports_table,
     teacher_student_report,
 )
+from .ece import Calibration, calibration_of_logits, top_label_ece
 from .embedding import (
     PROJECTIONS,
     AlignedProjections,
@@ -114,6 +115,12 @@ from .prototypes import (
     prototype_evolution,
     prototype_maps,
 )
+from .pseudo_labels import (
+    PseudoLabelTrace,
+    ThresholdCurve,
+    pseudo_label_trace,
+    threshold_tradeoff,
+)
 from .representation import (
     NeuralCollapse,
     RepresentationMetrics,
@@ -144,6 +151,7 @@ from .subspace import (
     molrg_denoiser,
     numerical_rank,
 )
+from .synthetic_map import SyntheticMap, synthetic_map
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
@@ -177,6 +185,8 @@ __all__ = [
     "classifier_timesteps", "diffusion_features", "DiffusionFeatures", "probe_grid", "ProbeGrid",
     "jacobian_subspaces", "SubspaceRecovery", "molrg_denoiser", "MoLRGDenoiser", "numerical_rank",
     "sample_discrete", "DiscreteTrajectory", "sequence_stats", "SequenceStats",
+    "threshold_tradeoff", "ThresholdCurve", "pseudo_label_trace", "PseudoLabelTrace",
+    "synthetic_map", "SyntheticMap", "top_label_ece", "calibration_of_logits", "Calibration",
 ]
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from .._config import Configurable
 
 __all__ = [
-    "Classifier", "MLP", "ConvNet", "TimeMLP", "TimeClassifier", "TokenDenoiser", "sinusoidal_embedding",
+    "Classifier", "MLP", "ConvNet", "DistillConvNet", "TimeMLP", "TimeClassifier", "TokenDenoiser", "sinusoidal_embedding",
     "guidance_embedding", "ACTIVATIONS",
     "wrap", "Wrapped", "WrappedClassifier",                                       # models you did not write
     "ProtoPNet", "STProtoPNet", "DeepCBC", "LinearHeadNet",                    # prototype-part networks
@@ -420,6 +420,7 @@ class TimeClassifier(nn.Module, Configurable):
 from .cbc import DeepCBC  # noqa: E402
 from .conv_trunk import LinearHeadNet  # noqa: E402
 from .discrete import TokenDenoiser  # noqa: E402
+from .distill_convnet import DistillConvNet  # noqa: E402  (needs Classifier above)
 from .protopnet import ProtoPNet  # noqa: E402
 from .st_protopnet import STProtoPNet  # noqa: E402
 from .wrap import Wrapped, WrappedClassifier, wrap  # noqa: E402  (models you did not write)

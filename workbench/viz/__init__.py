@@ -34,6 +34,15 @@ from .continual import (
 )
 from .data import samples
 
+# semi-supervised pseudo-labels and dataset distillation
+from .dataset_distillation import (
+    SynMapTrace,
+    grid_patch,
+    synthetic_grid,
+    synthetic_map_figure,
+    synthetic_patch,
+)
+
 # diffusion
 from .diffusion import (
     hallucination_filter,
@@ -118,6 +127,14 @@ from .prototypes import (
     prototype_map_patch,
     redundancy_heatmap,
 )
+from .pseudo_labels import (
+    CurveTrace,
+    PseudoMapTrace,
+    curve_patch,
+    pseudo_label_map,
+    pseudo_label_patch,
+    threshold_curve,
+)
 from .training import loss_curves
 
 __all__ = [
@@ -132,7 +149,7 @@ __all__ = [
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
     "interpolation_curve", "hessian_spectrum", "curvature_by_class",
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
-    "kernel_self_distillation",
+    "kernel_self_distillation", "pseudo_label_map", "threshold_curve", "synthetic_map_figure", "synthetic_grid",
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table",
     "prototype_stars",
     # trace roles that views patch, and what they write into them
@@ -144,5 +161,7 @@ __all__ = [
     "explanation_mosaic", "contribution_waterfall", "ExplainTrace", "explanation_patch", "contribution_patch",
     "gmm_film_map", "k_curve", "GMMFilmTrace", "KCurveTrace", "gmm_film_patch", "k_curve_patch",
     "drift_map", "accuracy_heatmap", "session_curves", "DriftTrace", "HeatTrace", "drift_patch", "heatmap_patch",
-    "TrainingTrace", "GuidedTrace", "guided_fields_patch", "DiscreteTrace", "discrete_patch",
+    "GuidedTrace", "guided_fields_patch", "DiscreteTrace", "discrete_patch",
+    "PseudoMapTrace", "pseudo_label_patch", "CurveTrace", "curve_patch", "SynMapTrace",
+    "synthetic_patch", "grid_patch",
 ]
