@@ -14,19 +14,21 @@ from .builtin import BUILTIN
 from .dataset import Dataset, concat
 from .embeddings import Embeddings, images_of
 from .files import from_files
+from .resize import resize
 from .torchdata import from_torch
 
 NAMES = tuple(BUILTIN)
 
-__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES", "Embeddings", "from_files", "from_torch",
-           "images_of"]
+__all__ = ["Dataset", "load", "ood_split", "concat", "resize", "NAMES", "Embeddings", "from_files",
+           "from_torch", "images_of"]
 
 
 def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
     """Load a built-in data set by name.
 
     ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
-    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals).
+    checkerboard (2-D toys), subspaces (a union of low-dimensional subspaces), sequences
+    (categorical Markov-chain sequences), digits (sklearn's 8x8 images), mnist1d (1-D signals).
     ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
     ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
     """
