@@ -39,6 +39,10 @@ ones; the spread between rounds is 10-30 % by wall time):
   118 % of the 1024^3 sgemm measured in the same run (84 GFLOP/s, depressed by the load);
   loss-landscapes 53 GFLOP/s (38 % / 63 %). The ResNet-style net (widths 8/16, 5k parameters),
   same data: 30.2 s / 6.86 s vs ours (6 BatchNorm folded) 29.2 s / 6.57 s: 1.03x / 1.04x.
+* the same case again, ``--models convnet-bn --sizes 1797 --variants ll,auto`` (load 12.6 -> 8.8):
+  loss-landscapes 147.1 s wall / 33.60 s CPU, ours 73.3 s / 14.12 s: **2.01x by wall, 2.38x by CPU
+  time**; by CPU time ours at 74 % of the model's largest convolution (138 GFLOP/s) and 119 % of
+  the sgemm (85.5 GFLOP/s), loss-landscapes at 31 % / 50 %.
 * ``--sizes 256 --levers`` (load 11.4 -> 14.1): ConvNet(norm="batch") on 256 samples 1.09x wall /
   1.12x CPU; the ResNet-style net on 256 samples 0.86x / 0.89x (1.38 s vs 1.55 s CPU). Measured
   alone, its fold strategy costs 3.39 ms CPU per point against 3.27 ms for the model's own
