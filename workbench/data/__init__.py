@@ -21,7 +21,8 @@ def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
     """Load a built-in data set by name.
 
     ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
-    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals).
+    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals),
+    multi_digits (a multi-label set: 8x16 images holding one or two digits, (N, 10) 0/1 labels).
     ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
     ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
     """
@@ -62,6 +63,9 @@ def ood_split(
         )
     if ds.y is None:
         raise ValueError("ood_split needs a labelled dataset (ds.y is None)")
+    if ds.multilabel:
+        raise ValueError("ood_split holds out whole classes of a single-label set; this set is "
+                         "multi-label (y of shape (N, C)), where a sample can carry several classes")
     check_number(frac, "frac", min=0, max=1, min_open=True, max_open=True,
                  hint="the share of the in-distribution samples that goes to ID train, e.g. 0.8")
     check_seed(seed)

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 from . import augment
-from .base import CrossEntropyOnLogits, Method
+from .asl import AsymmetricLoss, asymmetric_loss, multilabel_metrics
+from .base import CrossEntropyOnLogits, LogitLoss, LossOnLogits, Method
 from .center_loss import CenterLoss
 from .consistency import ConsistencyDistillation
 from .cross_entropy import CrossEntropy
 from .ddpm import DDPM
+from .focal import FocalLoss, focal_loss
 from .kd import KnowledgeDistillation, kd_loss
+from .logitnorm import LogitNorm, logitnorm_loss
+from .logz_penalty import LogZPenalty, logz_penalty_loss
 from .palm import PALM
+from .poly import PolyLoss, poly1_loss
 from .pskd import PSKD
 from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
+from .squentropy import Squentropy, squentropy_loss
 from .supcon import SupCon
+from .zloss import ZLoss, z_loss
 
 __all__ = [
-    "Method", "CrossEntropyOnLogits", "available", "create",
+    "Method", "CrossEntropyOnLogits", "LossOnLogits", "LogitLoss", "available", "create",
     "CrossEntropy", "CenterLoss",                                   # classification
+    "FocalLoss", "PolyLoss", "Squentropy", "ZLoss", "LogZPenalty", "LogitNorm",
+    "focal_loss", "poly1_loss", "squentropy_loss", "z_loss", "logz_penalty_loss", "logitnorm_loss",
+    "AsymmetricLoss", "asymmetric_loss", "multilabel_metrics",      # multi-label
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
     "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",
