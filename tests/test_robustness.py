@@ -69,6 +69,9 @@ LOAD = [
     ("mnist1d", dict(scale_range=(0, 1)), ValueError, "scale_range\\[0\\]"),
     ("mnist1d", dict(scale_range=(1.2, 0.8)), ValueError, "scale_range\\[1\\]"),
     ("mnist1d", dict(scale_range=1.0), TypeError, "scale_range must be a pair"),
+    ("multi_digits", dict(p_two=1.5), ValueError, "p_two must be a finite number in \\[0, 1\\]"),
+    ("multi_digits", dict(p_two="half"), TypeError, "p_two must be a number"),
+    ("multi_digits", dict(n=5000), ValueError, "composites; pass n <= "),
     ("Moons", {}, ValueError, "valid names: moons, circles"),
     (3, {}, ValueError, "unknown dataset 3"),
 ]

@@ -99,11 +99,14 @@ def average_precision(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def multilabel_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def multilabel_metrics(logits: torch.Tensor, y: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:
     """``map``, ``subset_acc`` and ``label_acc`` of (N, C) logits against (N, C) 0/1 targets
-    (module docstring)."""
+    (module docstring); a label is predicted when its sigmoid exceeds ``threshold``. ASL shifts
+    the probabilities up (easy negatives are discarded), so its best threshold is usually above
+    0.5; mAP does not depend on it."""
     y = _check_targets(logits, y, "multilabel_metrics")
-    pred = logits > 0
+    threshold = check_number(threshold, "threshold", min=0, max=1, min_open=True, max_open=True)
+    pred = logits > torch.logit(torch.tensor(threshold, dtype=torch.float64)).item()
     hit = pred == y.bool()
     ap = average_precision(logits.detach().cpu(), y.cpu())
     return {
