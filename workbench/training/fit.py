@@ -67,8 +67,8 @@ def fit(
     ----------
     steps / epochs: length of training (give one; default 1000 steps). An epoch is
         ``len(data) // batch_size`` steps (the ragged tail of each shuffle is dropped).
-    optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"sam"`` (with ``rho=``, ``base=``) or a
-        factory ``f(params, lr=..., weight_decay=...)``; extra keywords (``momentum=``,
+    optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"sam"`` (with ``rho=``, ``base=``), ``"awp"``
+        (adversarial weight perturbation, with ``gamma=``, ``base=``) or a factory ``f(params, lr=..., weight_decay=...)``; extra keywords (``momentum=``,
         ``rho=``...) go to it. ``weight_decay=None`` keeps the optimizer's default.
     schedule: learning-rate schedule ``None``/``"constant"``, ``"cosine"`` or ``"linear"``
         decay to 0, after ``warmup`` linear warm-up steps (``0 <= warmup < steps``).
