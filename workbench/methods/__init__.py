@@ -13,12 +13,14 @@ from .focal import FocalLoss, focal_loss
 from .kd import KnowledgeDistillation, kd_loss
 from .logitnorm import LogitNorm, logitnorm_loss
 from .logz_penalty import LogZPenalty, logz_penalty_loss
+from .mixup import Mixup, mixup_loss
 from .palm import PALM
 from .poly import PolyLoss, poly1_loss
 from .pskd import PSKD
 from .random_teacher import L2BottleneckHead, RandomTeacherDistillation, interpolate_init
 from .squentropy import Squentropy, squentropy_loss
 from .supcon import SupCon
+from .vat import VAT, vat_perturbation
 from .zloss import ZLoss, z_loss
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "FocalLoss", "PolyLoss", "Squentropy", "ZLoss", "LogZPenalty", "LogitNorm",
     "focal_loss", "poly1_loss", "squentropy_loss", "z_loss", "logz_penalty_loss", "logitnorm_loss",
     "AsymmetricLoss", "asymmetric_loss", "multilabel_metrics",      # multi-label
+    "Mixup", "mixup_loss", "VAT", "vat_perturbation",              # geometry regularisers
     "SupCon", "PALM", "augment",                                    # embeddings, prototypes
     "KnowledgeDistillation", "kd_loss", "PSKD",                     # distillation
     "RandomTeacherDistillation", "L2BottleneckHead", "interpolate_init",

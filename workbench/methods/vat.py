@@ -19,7 +19,7 @@ As in the official code (``takerum/vat_tf``, ``vat.py``): defaults ξ = 1e-6, on
 iteration; the normalisation of d divides by its largest absolute entry plus 1e-12 and then by
 √(1e-6 + Σ d²) (per sample, over all input dimensions); the KL is averaged over the batch; the
 forward passes at x + r do not update BatchNorm running statistics (``update_batch_stats=False``
-there; here the buffers are copied before them and written back after); ``entmin=True`` adds
+there; here those passes run on copies of the buffers, ``scratch_forward``); ``entmin=True`` adds
 the entropy of p(·|x) (the paper's "VAT + EntMin").
 
 Differences, stated:
@@ -42,11 +42,12 @@ Differences, stated:
 
 from __future__ import annotations
 
-import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from .._checks import check_bool, check_int, check_number
 from .base import Method
@@ -65,28 +66,21 @@ def kl_with_logits(q_logits: torch.Tensor, p_logits: torch.Tensor) -> torch.Tens
     return (q * (F.log_softmax(q_logits, 1) - F.log_softmax(p_logits, 1))).sum(1).mean()
 
 
-@contextlib.contextmanager
-def kept_buffers(model: nn.Module):
-    """Forward passes inside leave the model's buffers (BatchNorm statistics) as they were."""
-    bufs = list(model.buffers())
-    kept = [b.detach().clone() for b in bufs]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, k in zip(bufs, kept):
-                b.copy_(k)
+def scratch_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` with copies of its buffers, so the pass leaves BatchNorm statistics (and any
+    other buffer) as they were; gradients reach the parameters as usual."""
+    scratch = {name: b.clone() for name, b in model.named_buffers()}
+    return functional_call(model, scratch, (x,))
 
 
 def _hvp_exact(model, x, q_logits, d):
     """H d for H the Hessian of KL(q ‖ p(x + r)) in r at r = 0: Jᵀ (diag p − p pᵀ) J d / B."""
-    with kept_buffers(model):
-        out, jd = torch.func.jvp(model, (x,), (d,))               # J d, (B, C)
+    f = functools.partial(scratch_forward, model)
+    _, jd = torch.func.jvp(f, (x,), (d,))                          # J d, (B, C)
     p = F.softmax(q_logits.detach(), 1)
     hd = p * jd - p * (p * jd).sum(1, keepdim=True)               # (diag p − p pᵀ) J d
-    with kept_buffers(model):
-        _, vjp = torch.func.vjp(model, x)
-        return vjp(hd / x.shape[0])[0].detach()
+    _, vjp = torch.func.vjp(f, x)
+    return vjp(hd / x.shape[0])[0].detach()
 
 
 def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, *, xi: float | None = 1e-6,
@@ -104,8 +98,7 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, *,
             d = _hvp_exact(model, x.detach(), q, _normalize(d))
             continue
         r = (xi * _normalize(d)).requires_grad_(True)
-        with kept_buffers(model):
-            dist = kl_with_logits(q, model(x.detach() + r))
+        dist = kl_with_logits(q, scratch_forward(model, x.detach() + r))
         d = torch.autograd.grad(dist, r)[0].detach()
     return eps * _normalize(d)
 
@@ -140,8 +133,7 @@ class VAT(Method):
         if not self.training:
             return ce, {"ce": ce.detach(), "acc": acc}
         r_adv = vat_perturbation(model, x, logits, xi=self.xi, eps=self.eps, n_power=self.n_power)
-        with kept_buffers(model):
-            vat = kl_with_logits(logits.detach(), model(x + r_adv))
+        vat = kl_with_logits(logits.detach(), scratch_forward(model, x + r_adv))
         loss = ce + self.alpha * vat
         logs = {"ce": ce.detach(), "vat": vat.detach(), "acc": acc}
         if self.entmin:
