@@ -3,7 +3,18 @@
 Never imports plotly or ipywidgets, never changes the model (weights, buffers, mode).
 """
 
+from . import calibration
 from .batchnorm import batchnorm_recalibrated
+from .calibration import (
+    CalibrationError,
+    CalibrationSummary,
+    TemperatureScaling,
+    brier_score,
+    calibration_summary,
+    classwise_ece,
+    fit_temperature,
+    nll,
+)
 from .classification import Predictions, predict
 from .curvature import (
     HessianEigs,
@@ -119,6 +130,9 @@ __all__ = [
     "Interpolation", "PathDirections", "TrainingPath", "hvp", "hessian_eigs", "hessian_trace",
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
+    # calibration (wb.analyses.calibration.ece for the top-label ECE itself)
+    "calibration", "calibration_summary", "CalibrationSummary", "CalibrationError", "classwise_ece",
+    "brier_score", "nll", "fit_temperature", "TemperatureScaling",
 ]
 
 
