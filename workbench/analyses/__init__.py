@@ -3,7 +3,7 @@
 Never imports plotly or ipywidgets, never changes the model (weights, buffers, mode).
 """
 
-from . import calibration
+from . import calibration, conformal
 from .batchnorm import batchnorm_recalibrated
 from .calibration import (
     CalibrationError,
@@ -16,6 +16,7 @@ from .calibration import (
     nll,
 )
 from .classification import Predictions, predict
+from .conformal import SplitConformal, conformal_risk_control, evaluate_sets, split_conformal
 from .curvature import (
     HessianEigs,
     HessianOperator,
@@ -133,6 +134,7 @@ __all__ = [
     # calibration (wb.analyses.calibration.ece for the top-label ECE itself)
     "calibration", "calibration_summary", "CalibrationSummary", "CalibrationError", "classwise_ece",
     "brier_score", "nll", "fit_temperature", "TemperatureScaling",
+    "conformal", "split_conformal", "SplitConformal", "evaluate_sets", "conformal_risk_control",
 ]
 
 
