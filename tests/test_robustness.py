@@ -269,10 +269,14 @@ _z = torch.randn(60, 5, generator=_g)
 _zy = torch.arange(60) % 3
 _clf = wb.models.MLP(in_dim=5, hidden=(8,), out_dim=3)
 _zds = Dataset(_z, _zy)
-_LOGIT = ("MSP", "MaxLogit", "Energy")
+_LOGIT = ("MSP", "MaxLogit", "Energy", "GEN", "KLMatching", "ODIN")
 
 
 def _make(name, **kw):
+    if name in O.HEAD_DETECTORS:  # fit_features needs the linear head on the 5-d features
+        kw.setdefault("head", (torch.randn(3, 5, generator=torch.Generator().manual_seed(3)), None))
+    if name in ("ViM", "Residual"):
+        kw.setdefault("dim", 2)
     if name == "PrototypeScore":
         protos = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
         return O.PrototypeScore(prototypes=protos, embed=lambda m, x: m.features(x)[:, :5], **kw)
