@@ -3,7 +3,7 @@
 Never imports plotly or ipywidgets, never changes the model (weights, buffers, mode).
 """
 
-from . import calibration, conformal
+from . import calibration, conformal, data_scores
 from .batchnorm import batchnorm_recalibrated
 from .calibration import (
     CalibrationError,
@@ -30,6 +30,7 @@ from .curvature import (
     sharpness,
     spectral_density,
 )
+from .data_scores import SampleScores, el2n, forgetting_events, grand
 from .diffusion import ScoreField, Trajectory, matching_frames, sample_trajectory, score_field
 from .diffusion_gaussian import GaussianScoreModel, ScoreError, gaussian_score, score_error
 from .diffusion_quality import (
@@ -134,6 +135,7 @@ __all__ = [
     # calibration (wb.analyses.calibration.ece for the top-label ECE itself)
     "calibration", "calibration_summary", "CalibrationSummary", "CalibrationError", "classwise_ece",
     "brier_score", "nll", "fit_temperature", "TemperatureScaling",
+    "data_scores", "el2n", "grand", "forgetting_events", "SampleScores",
     "conformal", "split_conformal", "SplitConformal", "evaluate_sets", "conformal_risk_control",
 ]
 
