@@ -180,10 +180,30 @@ def case_compare(blobs, ce_fit, **_):
                       controls=["smoothing", "members", "log y", "projection"])
 
 
+def case_calibration(blobs, ce_fit, **_):
+    model, _, _ = ce_fit
+    probs = wb.analyses.predict(model, blobs).probs
+    err = wb.analyses.calibration.ece(probs, blobs.y, n_bins=10)
+    proj = wb.analyses.project(wb.analyses.embed(model, blobs), method="pca")
+    view = wb.widgets.CalibrationView(err, proj, labels=blobs.y, set_sizes=torch.ones(len(blobs)))
+    traces = [("bar", "accuracy", 10), ("bar", "gap to confidence", 10), ("scatter", "perfect calibration", 2),
+              ("bar", "selected bin", 0)]
+    m = int(err.bins.index[0])
+    view.select_bin(m)
+    assert len(view.reliability.data[3].x) == 1 and len(view.histogram.data[1].x) == 1
+    assert view.bin_select.value.startswith(f"bin {m + 1}:")
+    assert sorted(view.map._highlight.tolist()) == view.bin_indices(m).tolist()
+    view.color_by("set size")
+    assert view.map.color_name == "set size"
+    view.select_bin(None)
+    assert len(view.map._highlight) == 0
+    return view, dict(traces=traces, figures=["reliability", "histogram", "map"], controls=["bin"])
+
+
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
-    "LiveTraining": case_live, "CompareView": case_compare,
+    "LiveTraining": case_live, "CompareView": case_compare, "CalibrationView": case_calibration,
 }
 
 

@@ -10,6 +10,7 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 """
 
 from ._view import View
+from .calibration import CalibrationView
 from .compare import CompareView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
@@ -21,5 +22,5 @@ from .trajectory import TrajectoryView
 
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
-    "DistillationView", "LiveTraining", "CompareView",
+    "DistillationView", "LiveTraining", "CompareView", "CalibrationView",
 ]
