@@ -43,7 +43,7 @@ def test_embedding_view_handles_50k_points_in_one_webgl_trace():
     rng = np.random.default_rng(0)
     xy = rng.standard_normal((n, 2)).astype(np.float32)
     labels = rng.integers(0, 10, n)
-    view = EmbeddingView(xy, labels)
+    view = EmbeddingView(xy, labels, backend="plotly")  # ("auto" draws 50k with jupyter-scatter)
     pts = view.figure.data[0]
     assert pts.type == "scattergl" and len(pts.x) == n and len(pts.y) == n
     assert np.asarray(pts.customdata).shape == (n, 3)

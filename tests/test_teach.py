@@ -10,6 +10,9 @@ from workbench.teach import _core
 def registry(monkeypatch):
     monkeypatch.setattr(_core, "_REGISTRY", {})
     monkeypatch.setattr(_core, "_LOADED", {"99"})
+    # no notebook modules imported into the stand-in registry: Python would cache them, and their
+    # exercises would be missing from the real registry afterwards
+    monkeypatch.setattr(_core, "_load_all", lambda: None)
 
     @wb.teach.exercise("99-double", question="write double(x)", hints=("multiply by two",),
                        expects="a function")

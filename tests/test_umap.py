@@ -82,3 +82,19 @@ def test_aligned_umap_maps_snapshots_consistently():
     placed = al.transform(1, z_new)
     assert placed.shape == (K * 5, 2)
     assert _nearest_centroid_acc(placed, y_new, al.coords[1], y) == 1.0
+
+
+def test_umap_fitted_on_a_sample_places_the_rest_with_transform(fitted):
+    """The large-data mode (issue 14): fit on ``sample`` rows, place the others with UMAP's own
+    transform, in blocks; the sample's rows keep their fitted coordinates."""
+    z, y, _ = fitted
+    proj = project(z, "umap", seed=0, n_neighbors=10, sample=60, progress=False)
+    idx = proj.sample_index
+    assert idx.shape == (60,) and torch.equal(idx, idx.sort().values) and idx.unique().numel() == 60
+    assert torch.equal(proj.sample_index, project(z, "umap", seed=0, n_neighbors=10, sample=60).sample_index)
+    rest = torch.ones(len(z), dtype=torch.bool)
+    rest[idx] = False
+    # fitted rows: UMAP's own embedding of the sample; the rest: its transform of those rows
+    assert torch.allclose(proj.coords[idx], torch.as_tensor(proj.estimator.embedding_, dtype=torch.float32))
+    assert _nearest_centroid_acc(proj.coords[rest], y[rest], proj.coords[idx], y[idx]) == 1.0
+    assert "fitted on a sample of 60" in repr(proj)

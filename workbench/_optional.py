@@ -13,6 +13,8 @@ _PIP = {
     "pandas": "pandas",
     "scipy": "scipy",
     "tqdm": "tqdm",
+    "PIL": "Pillow",
+    "pyarrow": "pyarrow",
 }
 
 

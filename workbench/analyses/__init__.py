@@ -17,6 +17,15 @@ from .calibration import (
 )
 from .classification import Predictions, predict
 from .conformal import SplitConformal, conformal_risk_control, evaluate_sets, split_conformal
+from .continual import (
+    FORGETTING_CONVENTIONS,
+    AccuracyMatrices,
+    ContinualMetrics,
+    PrototypeDrift,
+    accuracy_matrices,
+    continual_metrics,
+    prototype_drift,
+)
 from .curvature import (
     HessianEigs,
     HessianOperator,
@@ -32,6 +41,14 @@ from .curvature import (
 )
 from .data_scores import SampleScores, el2n, forgetting_events, grand
 from .diffusion import ScoreField, Trajectory, matching_frames, sample_trajectory, score_field
+from .diffusion_classifier import (
+    ClassifierCurve,
+    DiffusionClassification,
+    classifier_curve,
+    classifier_timesteps,
+    diffusion_classify,
+)
+from .diffusion_features import DiffusionFeatures, ProbeGrid, diffusion_features, probe_grid
 from .diffusion_gaussian import GaussianScoreModel, ScoreError, gaussian_score, score_error
 from .diffusion_quality import (
     HallucinationFilter,
@@ -46,6 +63,7 @@ from .diffusion_quality import (
     sample_quality,
     trajectory_variance,
 )
+from .discrete_diffusion import DiscreteTrajectory, SequenceStats, sample_discrete, sequence_stats
 from .distillation import (
     Agreement,
     DistillationTrajectory,
@@ -56,6 +74,7 @@ from .distillation import (
     reports_table,
     teacher_student_report,
 )
+from .ece import Calibration, calibration_of_logits, top_label_ece
 from .embedding import (
     PROJECTIONS,
     AlignedProjections,
@@ -72,6 +91,10 @@ from .fewshot import (
     prototype_classify,
     sample_episodes,
 )
+from .gcd import CONVENTIONS as GCD_CONVENTIONS
+from .gcd import GCDAccuracy, cluster_accuracy, hungarian_match
+from .gmm_film import GMMFilm, gmm_film
+from .guidance import GuidanceSweep, GuidedFields, guidance_sweep, guided_fields
 from .kernel_distillation import KernelSelfDistillation, kernel_self_distillation
 from .landscape import (
     Interpolation,
@@ -87,6 +110,15 @@ from .landscape import (
     project_path,
     random_directions,
 )
+from .minority import MinorityScores, minority_labels, minority_score
+from .prototype_calibration import class_means, cosine_predict, teen_calibrate
+from .prototype_fit import FittedPrototypes, fit_prototypes
+from .prototype_parts import (
+    PatchProjection,
+    PrototypeExplanations,
+    explain_predictions,
+    project_prototypes,
+)
 from .prototypes import (
     PrototypeAssignments,
     PrototypeEvolution,
@@ -95,6 +127,12 @@ from .prototypes import (
     prototype_assignments,
     prototype_evolution,
     prototype_maps,
+)
+from .pseudo_labels import (
+    PseudoLabelTrace,
+    ThresholdCurve,
+    pseudo_label_trace,
+    threshold_tradeoff,
 )
 from .representation import (
     NeuralCollapse,
@@ -110,13 +148,30 @@ from .representation import (
     uniformity,
 )
 from .similarity import RelativeSimilarity, linear_cka, relative_representation, relative_similarity
+from .ss_gmm import (
+    GMMFrame,
+    NIWPrior,
+    SSGMMFit,
+    fit_ss_gmm,
+    log_split_ratio,
+    niw_log_marginal,
+    ss_kmeans,
+)
+from .subspace import (
+    MoLRGDenoiser,
+    SubspaceRecovery,
+    jacobian_subspaces,
+    molrg_denoiser,
+    numerical_rank,
+)
+from .synthetic_map import SyntheticMap, synthetic_map
 
 __all__ = [
     "embed", "project", "Projection", "PROJECTIONS", "predict", "Predictions",
     "aligned_projections", "AlignedProjections", "procrustes_fit", "fewshot_eval",
     "fewshot_from_embeddings", "sample_episodes", "prototype_classify", "FewShotResult",
     "prototype_assignments", "assignments_from", "prototype_evolution", "PrototypeAssignments",
-    "PrototypeEvolution", "prototype_maps", "PrototypeMaps", "alignment", "uniformity", "knn_accuracy", "knn_predict",
+    "PrototypeEvolution", "prototype_maps", "PrototypeMaps", "fit_prototypes", "FittedPrototypes", "alignment", "uniformity", "knn_accuracy", "knn_predict",
     "linear_probe_accuracy", "neural_collapse", "NeuralCollapse", "silhouette",
     "representation_metrics", "RepresentationMetrics", "representation_table", "agreement",
     "agreement_from_logits", "Agreement", "linear_cka", "relative_representation",
@@ -137,6 +192,19 @@ __all__ = [
     "brier_score", "nll", "fit_temperature", "TemperatureScaling",
     "data_scores", "el2n", "grand", "forgetting_events", "SampleScores",
     "conformal", "split_conformal", "SplitConformal", "evaluate_sets", "conformal_risk_control",
+    "project_prototypes", "PatchProjection", "explain_predictions", "PrototypeExplanations",
+    "cluster_accuracy", "hungarian_match", "GCDAccuracy", "GCD_CONVENTIONS",
+    "continual_metrics", "ContinualMetrics", "accuracy_matrices", "AccuracyMatrices", "FORGETTING_CONVENTIONS",
+    "prototype_drift", "PrototypeDrift", "teen_calibrate", "class_means", "cosine_predict",
+    "gmm_film", "GMMFilm", "fit_ss_gmm", "SSGMMFit", "GMMFrame", "NIWPrior", "niw_log_marginal", "log_split_ratio", "ss_kmeans",
+    # diffusion, second wave
+    "guided_fields", "GuidedFields", "guidance_sweep", "GuidanceSweep", "minority_score", "minority_labels",
+    "MinorityScores", "diffusion_classify", "DiffusionClassification", "classifier_curve", "ClassifierCurve",
+    "classifier_timesteps", "diffusion_features", "DiffusionFeatures", "probe_grid", "ProbeGrid",
+    "jacobian_subspaces", "SubspaceRecovery", "molrg_denoiser", "MoLRGDenoiser", "numerical_rank",
+    "sample_discrete", "DiscreteTrajectory", "sequence_stats", "SequenceStats",
+    "threshold_tradeoff", "ThresholdCurve", "pseudo_label_trace", "PseudoLabelTrace",
+    "synthetic_map", "SyntheticMap", "top_label_ece", "calibration_of_logits", "Calibration",
 ]
 
 

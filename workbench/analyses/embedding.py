@@ -7,6 +7,12 @@ prototypes, OOD samples) in the same map: exactly for PCA, with UMAP's own ``tra
 UMAP, and by a distance-weighted average of the nearest fitted points' coordinates for t-SNE
 (which has no out-of-sample map).
 
+**At scale** (see ``analyses/_projection_scale.py``): ``embed`` fills one preallocated output
+in batches, in RAM or in a memory-mapped ``.npy`` file (``out=``, or ``memory=`` for a budget
+above which it goes to a temporary file); ``project`` never copies the (N, d) features (float32
+input is used as is; the finiteness check and PCA stream over row blocks), fits UMAP/t-SNE on a
+sample and places the other rows with the map's ``transform`` (``sample=``), with progress bars.
+
 ``aligned_projections(zs, method=...)`` maps several embeddings of the same points (snapshots
 of one fit, or two models) and aligns the maps (Procrustes: rotation/reflection, scale and shift
 fitted on the shared points; one shared projection; or umap's AlignedUMAP), so a film over
@@ -24,17 +30,28 @@ from torch import nn
 
 from .._device import model_device
 from .._modes import eval_mode
+from .._stream import RowWriter, parse_bytes, row_chunks, rows_for, shared_tensor
 from ..data.dataset import Dataset
+from ..data.embeddings import Embeddings
+from ._projection_scale import KNNPlacer, choose_sample, pca_estimator, place_rest
 
 PROJECTIONS = ("pca", "umap", "tsne")
 
 
 @torch.no_grad()
-def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024) -> torch.Tensor:
-    """Features of every sample of ``data`` as an (N, d) CPU tensor.
+def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024, out=None, memory=None) -> torch.Tensor:
+    """Features of every sample of ``data`` as an (N, d) CPU float32 tensor: a ``wb.data.Embeddings``
+    carrying the data's labels, class names and (for images) inputs, so that every
+    features-only analysis and view can take it alone.
 
-    ``fn(model, x)`` computes them (default ``model.features(x)``). The model runs in eval mode
-    and is put back in the mode it was in.
+    ``fn(model, x)`` computes them (default ``model.features(x)``). The model (every submodule)
+    runs in eval mode and is put back in the mode it was in.
+
+    Large data: the result is allocated once and filled batch by batch (never twice the
+    memory). ``out="z.npy"`` writes it to a memory-mapped ``.npy`` file instead (the returned
+    tensor reads from it; reopen it later with ``wb.data.from_files`` or ``np.load(...,
+    mmap_mode="r")``). ``memory`` (bytes or a string such as ``"2GB"``): a result larger than
+    this goes to a temporary memory-mapped file, deleted when the tensor is freed.
     """
     if not isinstance(data, Dataset):
         if isinstance(data, torch.Tensor):
@@ -48,15 +65,36 @@ def embed(model: nn.Module, data, *, fn=None, batch_size: int = 1024) -> torch.T
                 "which representation to embed"
             )
         fn = lambda m, x: m.features(x)  # noqa: E731
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if out is not None and not str(out).endswith(".npy"):
+        raise ValueError(f"out must be a path ending in .npy (a memory-mapped numpy file), got {out!r}")
+    writer = RowWriter(len(data), file=out, memory=None if memory is None else parse_bytes(memory))
     device = model_device(model)
     if data.device.type != "cpu" and data.device != device:
         raise ValueError(f"the model is on {device} but the data is on {data.device}; move one of them")
     with eval_mode(model):
-        out = [fn(model, x).detach().float().cpu() for x, _ in data.loader(batch_size, shuffle=False, device=device)]
-    return torch.cat(out)
+        for i, x in row_chunks(data.x, batch_size):
+            writer.write(i, fn(model, x.to(device)).detach())
+    return _as_embeddings(writer.result(), data, model)
+
+
+def _as_embeddings(z: torch.Tensor, data: Dataset, model) -> torch.Tensor:
+    """``z`` as ``Embeddings`` with the data's labels, classes and image inputs (no copies);
+    features that are not (N, d) stay a plain tensor."""
+    if z.ndim != 2:
+        return z
+    meta = {"model": type(getattr(model, "module", model)).__name__, "data": data.name}
+    images = data.x.cpu() if data.kind == "image" else None
+    try:
+        return Embeddings(z, data.y.cpu() if data.y is not None else None, images, None, meta, classes=data.classes)
+    except ValueError:  # NaN/inf features: returned as they are, for the caller's check to report
+        return z
 
 
 def _as_numpy_2d(z, what="z") -> np.ndarray:
+    """``z`` as an (N, d) float32 numpy array, sharing memory with it when it already is float32
+    on the CPU (a tensor, memory-mapped or not); finiteness is checked in row blocks."""
     if isinstance(z, torch.Tensor):
         z = z.detach().cpu().numpy()
     z = np.asarray(z)
@@ -64,9 +102,12 @@ def _as_numpy_2d(z, what="z") -> np.ndarray:
         raise ValueError(f"{what} must be an (N, d) array, got shape {z.shape}")
     if z.shape[0] < 3:
         raise ValueError(f"{what} needs at least 3 points to project, got {z.shape[0]}")
-    if not np.isfinite(z).all():
-        raise ValueError(f"{what} contains NaN or inf; check the model's features")
-    return z.astype(np.float32, copy=False)
+    z = z.astype(np.float32, copy=False)
+    rows = rows_for(16 * 2**20, z.shape[1])
+    for i in range(0, z.shape[0], rows):
+        if not np.isfinite(z[i : i + rows]).all():
+            raise ValueError(f"{what} contains NaN or inf; check the model's features")
+    return z
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +115,9 @@ class Projection:
     """A fitted 2-D map of an embedding. ``coords``: (N, 2) CPU tensor of the fitted points.
 
     ``transform(z_new)`` places new points in the same map. ``estimator`` is the fitted
-    scikit-learn/umap object (for PCA also ``components``/``mean`` tensors).
+    scikit-learn/umap object (for large data a ``ChunkedPCA``). ``fitted``: the (N, d) features
+    (shared with the input, not copied). ``sample_index``: the rows the map was fitted on when it
+    was fitted on a sample (the others were placed with ``transform``), else None.
     """
 
     coords: torch.Tensor
@@ -83,6 +126,7 @@ class Projection:
     estimator: Any = field(repr=False, default=None)
     explained_variance: tuple[float, ...] | None = None
     fitted: torch.Tensor | None = field(repr=False, default=None)
+    sample_index: torch.Tensor | None = field(repr=False, default=None)
 
     def transform(self, z) -> torch.Tensor:
         """Coordinates of new points ``z`` (M, d) in this map, as an (M, 2) tensor."""
@@ -92,61 +136,83 @@ class Projection:
         d = self.fitted.shape[1]
         if zn.shape[1] != d:
             raise ValueError(f"this projection was fitted on {d}-dimensional features, got {zn.shape[1]}")
-        if self.method == "pca":
-            out = self.estimator.transform(zn)
-        elif self.method == "umap":
-            out = self.estimator.transform(zn)
-        else:  # tsne: inverse-distance weighting over the fitted points' nearest neighbours
-            from sklearn.neighbors import NearestNeighbors
+        return torch.as_tensor(np.asarray(self._placer()(zn), dtype=np.float32))
 
-            fit = self.fitted.numpy()
-            nn_ = NearestNeighbors(n_neighbors=min(10, len(fit))).fit(fit)
-            dist, idx = nn_.kneighbors(zn)
-            w = 1.0 / (dist + 1e-8)
-            w /= w.sum(1, keepdims=True)
-            out = (w[..., None] * self.coords.numpy()[idx]).sum(1)
-        return torch.as_tensor(np.asarray(out, dtype=np.float32))
+    def _placer(self):
+        """The function placing (M, d) rows in this map (t-SNE: nearest fitted points)."""
+        if self.method != "tsne":
+            return self.estimator.transform
+        fit, coords = self.fitted.numpy(), self.coords.numpy()
+        if self.sample_index is not None:
+            fit, coords = fit[self.sample_index.numpy()], coords[self.sample_index.numpy()]
+        return KNNPlacer(fit, coords)
 
     def __repr__(self) -> str:
         ev = ""
         if self.explained_variance:
             ev = ", explained variance " + "/".join(f"{v:.1%}" for v in self.explained_variance)
-        return f"Projection({self.method}, n={self.coords.shape[0]}, seed={self.seed}{ev})"
+        smp = "" if self.sample_index is None else f", fitted on a sample of {len(self.sample_index)}"
+        return f"Projection({self.method}, n={self.coords.shape[0]}, seed={self.seed}{ev}{smp})"
 
 
-def project(z, method: str = "pca", *, seed: int = 0, **options) -> Projection:
+def project(z, method: str = "pca", *, seed: int = 0, sample="auto", solver: str = "auto",
+            progress: bool = False, **options) -> Projection:
     """Fit a 2-D map of the (N, d) embedding ``z``: ``"pca"``, ``"umap"`` or ``"tsne"``.
 
     ``options`` go to the estimator (e.g. ``n_neighbors=15`` for UMAP, ``perplexity=30`` for
     t-SNE). UMAP's first fit in a new Python process compiles numba code (10-25 s once).
+
+    Large data (``analyses/_projection_scale.py``): ``z`` is not copied when it is float32 on
+    the CPU (a memory-mapped tensor works too). ``sample``: ``"auto"`` (UMAP above 100 000 rows
+    and t-SNE above 20 000 fit on a random sample and place the rest, with a warning), an int
+    (fit on that many random rows, seeded by ``seed``), or None (fit on every row).
+    ``solver`` (PCA): ``"auto"`` (scikit-learn's PCA for up to 10⁷ values, then a streamed exact
+    PCA), ``"full"``, ``"randomized"`` or ``"chunked"``. ``progress``: progress bars for UMAP's
+    epochs and for placing the rest of a sampled map.
     """
     if method not in PROJECTIONS:
         raise ValueError(f"unknown projection {method!r}; valid: {', '.join(PROJECTIONS)}")
+    if solver != "auto" and method != "pca":
+        raise ValueError(f"solver= chooses the PCA solver; {method} takes none")
     zn = _as_numpy_2d(z)
+    idx = choose_sample(zn.shape[0], method, sample, seed)
+    zfit = zn if idx is None else zn[idx]
+    explained = None
     if method == "pca":
-        from sklearn.decomposition import PCA
-
-        est = PCA(n_components=2, random_state=seed, **options).fit(zn)
-        coords = est.transform(zn)
-        return Projection(
-            torch.as_tensor(coords, dtype=torch.float32), "pca", seed, est,
-            tuple(float(v) for v in est.explained_variance_ratio_), torch.as_tensor(zn),
-        )
-    if method == "umap":
+        est = pca_estimator(zfit, solver, seed, options)
+        coords_fit = est.transform(zfit)
+        explained = tuple(float(v) for v in est.explained_variance_ratio_)
+        placer = est.transform
+    elif method == "umap":
         from .._optional import require
 
         umap = require("umap", "UMAP projections")
         opts = dict(n_components=2, random_state=seed, n_jobs=1)
+        if progress:
+            opts["tqdm_kwds"] = {"disable": False, "desc": "UMAP fit (epochs)"}
         opts.update(options)
         est = umap.UMAP(**opts)
-        coords = est.fit_transform(zn)
-        return Projection(torch.as_tensor(coords, dtype=torch.float32), "umap", seed, est, None, torch.as_tensor(zn))
-    from sklearn.manifold import TSNE
+        coords_fit = est.fit_transform(zfit)
+        est.tqdm_kwds = {**(est.tqdm_kwds or {}), "disable": True}  # no bar per transform block
+        placer = est.transform
+    else:
+        from sklearn.manifold import TSNE
 
-    opts = dict(n_components=2, random_state=seed, init="pca", perplexity=min(30.0, (len(zn) - 1) / 3))
-    opts.update(options)
-    coords = TSNE(**opts).fit_transform(zn)
-    return Projection(torch.as_tensor(coords, dtype=torch.float32), "tsne", seed, None, None, torch.as_tensor(zn))
+        opts = dict(n_components=2, random_state=seed, init="pca", perplexity=min(30.0, (len(zfit) - 1) / 3))
+        opts.update(options)
+        est = None
+        coords_fit = TSNE(**opts).fit_transform(zfit)
+        placer = KNNPlacer(zfit, coords_fit) if idx is not None else None
+    if idx is None:
+        coords = np.asarray(coords_fit, dtype=np.float32)
+    else:
+        coords = np.empty((zn.shape[0], 2), dtype=np.float32)
+        coords[idx] = coords_fit
+        place_rest(placer, zn, coords, idx, progress=progress, desc=f"{method}: placing the other rows")
+    return Projection(
+        torch.as_tensor(coords), method, seed, est, explained, shared_tensor(zn),
+        None if idx is None else torch.as_tensor(idx),
+    )
 
 
 # --------------------------------------------------------------------------- aligned projections
@@ -155,13 +221,7 @@ ALIGNMENTS = ("procrustes", "shared", "none")
 
 def _knn_place(fitted: np.ndarray, coords: np.ndarray, z_new: np.ndarray, k: int = 10) -> np.ndarray:
     """Place new points at the inverse-distance-weighted mean of their k nearest fitted points."""
-    from sklearn.neighbors import NearestNeighbors
-
-    nn_ = NearestNeighbors(n_neighbors=min(k, len(fitted))).fit(fitted)
-    dist, idx = nn_.kneighbors(z_new)
-    w = 1.0 / (dist + 1e-8)
-    w /= w.sum(1, keepdims=True)
-    return (w[..., None] * coords[idx]).sum(1)
+    return KNNPlacer(fitted, coords, k)(z_new)
 
 
 def procrustes_fit(source, target, *, scale: bool = True, reflection: bool = True):
@@ -308,7 +368,7 @@ def aligned_projections(
         ref = reference % t
     else:
         raise ValueError(f"reference must be 'chain', 'last', 'first' or an index < {t}, got {reference!r}")
-    fitted = tuple(torch.as_tensor(a) for a in arrays)
+    fitted = tuple(shared_tensor(a) for a in arrays)
 
     if method == "aligned_umap":
         from .._optional import require

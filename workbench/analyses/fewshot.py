@@ -168,7 +168,7 @@ def prototype_classify(support: torch.Tensor, query: torch.Tensor, *, transducti
 
 def fewshot_from_embeddings(
     z,
-    y,
+    y=None,
     *,
     n_way: int = 5,
     k_shot: int = 1,
@@ -182,7 +182,12 @@ def fewshot_from_embeddings(
     classes=None,
     seed: int = 0,
 ) -> FewShotResult:
-    """Few-shot accuracy of the embedding ``z`` (N, d) with labels ``y`` (see the module docstring)."""
+    """Few-shot accuracy of the embedding ``z`` (N, d) with labels ``y`` (see the module docstring);
+    ``y`` defaults to ``z.labels`` for ``wb.data.Embeddings``."""
+    if y is None:
+        y = getattr(z, "labels", None)
+        if y is None:
+            raise ValueError("few-shot episodes need labels: pass y=, or Embeddings with labels")
     if not isinstance(z, (torch.Tensor, np.ndarray)):
         raise TypeError(f"z must be an (N, d) tensor or numpy array of embeddings, got {type(z).__name__}")
     z = torch.as_tensor(z).detach().cpu().float()

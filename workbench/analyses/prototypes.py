@@ -237,15 +237,25 @@ def prototype_assignments(method, model, data, *, assignment: str = "auto", batc
                           duplicate_threshold: float = 0.95) -> PrototypeAssignments:
     """Assignments of ``data``'s embeddings (``method.embed``) to ``method``'s prototypes.
 
+    ``data`` may be ``wb.data.Embeddings`` (no model needed); ``method`` is then a prototype
+    method, ``FittedPrototypes``, or None for k-means prototypes (``fit_prototypes``).
     ``assignment="auto"``: ``"sinkhorn"`` when ``data`` has labels, else ``"softmax"``. The model
     and method are not changed.
     """
+    from ..data.embeddings import Embeddings
     from .embedding import embed
 
-    _check_proto_method(method)
+    if isinstance(data, Embeddings):  # precomputed: no model; prototypes from method (or fitted)
+        from .prototype_fit import fit_prototypes
+
+        method = fit_prototypes(data) if method is None else method
+        z = data
+    else:
+        _check_proto_method(method)
     if assignment == "auto":
         assignment = "sinkhorn" if getattr(data, "y", None) is not None else "softmax"
-    z = embed(model, data, fn=method.embed, batch_size=batch_size)
+    if not isinstance(data, Embeddings):
+        z = embed(model, data, fn=method.embed, batch_size=batch_size)
     return assignments_from(
         z, method.prototypes, method.proto_class, getattr(data, "y", None), assignment=assignment,
         duplicate_threshold=duplicate_threshold, **_method_options(method),
@@ -384,9 +394,20 @@ def prototype_maps(method, model=None, data=None, *, snapshots=None, projection:
     snapshot, aligned over the fit (``aligned_projections``), with each snapshot's prototypes and
     assignments (``prototype_evolution``). Without: one map of ``model``'s current embedding.
     ``projection``: "pca", "umap" or "tsne". The model and method are not changed.
+
+    ``data`` may be ``wb.data.Embeddings`` (or pass them as the first argument): one map of the
+    L2-normalised rows, with ``method``'s prototypes or, when ``method`` is None, k-means
+    prototypes per class (``wb.analyses.fit_prototypes``); no model needed.
     """
+    from ..data.embeddings import Embeddings
     from .embedding import aligned_projections, embed, project
 
+    if isinstance(method, Embeddings) and data is None:
+        method, data = None, method
+    if isinstance(data, Embeddings):
+        from .prototype_fit import maps_from_embeddings
+
+        return maps_from_embeddings(method, data, projection=projection, seed=seed)
     _check_proto_method(method)
     if data is None:
         raise ValueError("pass data= (the labelled Dataset whose samples to show)")

@@ -340,11 +340,18 @@ def representation_metrics(
     ``classifier``: ``"model"`` to use ``model.fc`` as the linear classifier for NC3/NC4 (only
     meaningful when ``fn`` is the features that ``fc`` reads), ``(weight, bias)``, or None.
     The model is not changed (eval mode inside, restored).
+
+    Precomputed ``wb.data.Embeddings`` for ``train`` and ``test`` need no model (pass
+    ``model=None``): every metric but alignment (which embeds augmented inputs: NaN) and
+    NC3/NC4 unless ``classifier=(weight, bias)`` is given.
     """
     from ..data.dataset import Dataset
+    from ..data.embeddings import Embeddings
     from ..methods.augment import get_augmentation
     from .embedding import embed
 
+    if isinstance(train, Embeddings) and isinstance(test, Embeddings):
+        return _metrics_of_embeddings(model, train, test, k=k, classifier=classifier, seed=seed)
     for what, d in (("train", train), ("test", test)):
         if not isinstance(d, Dataset):
             raise TypeError(
@@ -362,23 +369,41 @@ def representation_metrics(
     v2 = test.__class__(aug(xs, generator=g), test.y.cpu(), kind=test.kind)
     z1 = embed(model, v1, fn=fn, batch_size=batch_size)
     z2 = embed(model, v2, fn=fn, batch_size=batch_size)
-    weight = bias = None
+    return _metrics(z_tr, train.y, z_te, test.y, alignment(z1, z2), *_classifier(model, classifier), k=k, seed=seed)
+
+
+def _classifier(model, classifier):
+    """(weight, bias) of the linear classifier for NC3/NC4, or (None, None)."""
     if classifier == "model":
         fc = getattr(model, "fc", None)
-        if fc is None:
+        head = getattr(model, "wrap_config", {}).get("head") if fc is None else None
+        if isinstance(head, str):  # a wrapped network: its head, when that is a linear layer
+            fc = model.module.get_submodule(head)
+        if not isinstance(getattr(fc, "weight", None), torch.Tensor):
             raise ValueError(f"{type(model).__name__} has no fc layer; pass classifier=(weight, bias) or None")
-        weight, bias = fc.weight.detach(), fc.bias.detach() if fc.bias is not None else None
-    elif classifier is not None:
+        return fc.weight.detach(), fc.bias.detach() if fc.bias is not None else None
+    if classifier is not None:
         if not isinstance(classifier, (tuple, list)) or len(classifier) != 2:
             raise ValueError(f"classifier must be 'model', a pair (weight, bias) or None, got {classifier!r}")
-        weight, bias = classifier
-    nc = neural_collapse(z_tr, train.y, weight=weight, bias=bias)
+        return classifier[0], classifier[1]
+    return None, None
+
+
+def _metrics_of_embeddings(model, train, test, *, k, classifier, seed) -> RepresentationMetrics:
+    if train.labels is None or test.labels is None:
+        raise ValueError("representation_metrics needs labelled train and test Embeddings")
+    weight, bias = _classifier(model, classifier) if classifier is not None else (None, None)
+    return _metrics(train, train.labels, test, test.labels, float("nan"), weight, bias, k=k, seed=seed)
+
+
+def _metrics(z_tr, y_tr, z_te, y_te, align: float, weight, bias, *, k, seed) -> RepresentationMetrics:
+    nc = neural_collapse(z_tr, y_tr, weight=weight, bias=bias)
     return RepresentationMetrics(
-        knn_acc=knn_accuracy(z_tr, train.y, z_te, test.y, k=k),
-        linear_probe_acc=linear_probe_accuracy(z_tr, train.y, z_te, test.y, seed=seed),
-        alignment=alignment(z1, z2),
+        knn_acc=knn_accuracy(z_tr, y_tr, z_te, y_te, k=k),
+        linear_probe_acc=linear_probe_accuracy(z_tr, y_tr, z_te, y_te, seed=seed),
+        alignment=align,
         uniformity=uniformity(z_te, seed=seed),
-        silhouette=silhouette(z_te, test.y, seed=seed),
+        silhouette=silhouette(z_te, y_te, seed=seed),
         nc1=nc.nc1,
         nc2_equinorm=nc.nc2_equinorm,
         nc2_equiangular=nc.nc2_equiangular,

@@ -1,4 +1,5 @@
-"""Data: built-in sets (no download), splits, OOD splits and user arrays. Tensors in, tensors out."""
+"""Data: built-in sets (no download), splits, OOD splits, user arrays, torch datasets, files and
+precomputed embeddings. Tensors in, tensors out."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ import torch
 from .._checks import check_number, check_seed
 from .builtin import BUILTIN
 from .dataset import Dataset, concat
+from .embeddings import Embeddings, images_of
+from .files import from_files
+from .resize import resize
+from .torchdata import from_torch
 
 NAMES = tuple(BUILTIN)
 
-__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES"]
+__all__ = ["Dataset", "load", "ood_split", "concat", "resize", "NAMES", "Embeddings", "from_files",
+           "from_torch", "images_of"]
 
 
 def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
     """Load a built-in data set by name.
 
     ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
-    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals),
+    checkerboard (2-D toys), subspaces (a union of low-dimensional subspaces), sequences
+    (categorical Markov-chain sequences), digits (sklearn's 8x8 images), mnist1d (1-D signals),
     multi_digits (a multi-label set: 8x16 images holding one or two digits, (N, 10) 0/1 labels).
     ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
     ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
@@ -44,42 +51,30 @@ def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
 
 
 def ood_split(
-    ds: Dataset,
+    ds,
     ood_classes,
     *,
     frac: float = 0.8,
     seed: int = 0,
-) -> tuple[Dataset, Dataset, Dataset]:
+):
     """Split a labelled set into (ID train, ID test, OOD test) by holding out ``ood_classes``.
 
+    ``ds``: a ``Dataset`` or labelled ``Embeddings`` (the parts are then Embeddings too).
     ID labels are renumbered 0..C_id-1 in their original order (``meta["label_map"]`` maps
     new -> original); every OOD sample gets label -1 (its original label is kept in
     ``meta["original_labels"]``). ``frac`` of the ID samples go to ID train (stratified).
     """
+    if isinstance(ds, Embeddings):
+        return _ood_split_embeddings(ds, ood_classes, frac=frac, seed=seed)
     if not isinstance(ds, Dataset):
         raise TypeError(
-            f"ood_split takes a wb.data.Dataset, got {type(ds).__name__}; wrap arrays with "
-            "wb.data.Dataset.from_arrays(x, y)"
+            f"ood_split takes a wb.data.Dataset or wb.data.Embeddings, got {type(ds).__name__}; wrap arrays "
+            "with wb.data.Dataset.from_arrays(x, y)"
         )
-    if ds.y is None:
-        raise ValueError("ood_split needs a labelled dataset (ds.y is None)")
-    if ds.multilabel:
+    if ds.y is not None and ds.multilabel:
         raise ValueError("ood_split holds out whole classes of a single-label set; this set is "
                          "multi-label (y of shape (N, C)), where a sample can carry several classes")
-    check_number(frac, "frac", min=0, max=1, min_open=True, max_open=True,
-                 hint="the share of the in-distribution samples that goes to ID train, e.g. 0.8")
-    check_seed(seed)
-    ood = _class_list(ood_classes)
-    present = sorted(int(c) for c in torch.unique(ds.y) if int(c) >= 0)
-    missing = [c for c in ood if c not in present]
-    if missing:
-        raise ValueError(f"ood_classes {missing} do not occur in the labels; classes present: {present}")
-    id_classes = [c for c in present if c not in ood]
-    if not id_classes:
-        raise ValueError("every class was held out; keep at least one in-distribution class")
-    is_ood = torch.isin(ds.y, torch.tensor(ood, device=ds.y.device)) | (ds.y < 0)
-    remap = torch.full((max(present) + 1,), -1, dtype=torch.int64, device=ds.y.device)
-    remap[torch.tensor(id_classes, device=ds.y.device)] = torch.arange(len(id_classes), device=ds.y.device)
+    ood, id_classes, is_ood, remap = _ood_plan(ds.y, ood_classes, frac, seed)
     id_part = ds.subset(~is_ood)
     id_part = replace(
         id_part,
@@ -101,6 +96,44 @@ def ood_split(
         replace(test, name=f"{ds.name}[id test]"),
         ood_part,
     )
+
+
+def _ood_plan(y, ood_classes, frac, seed):
+    """(held-out classes, ID classes, (N,) OOD mask, label remap) after checking the arguments."""
+    if y is None:
+        raise ValueError("ood_split needs a labelled dataset (its labels are None)")
+    check_number(frac, "frac", min=0, max=1, min_open=True, max_open=True,
+                 hint="the share of the in-distribution samples that goes to ID train, e.g. 0.8")
+    check_seed(seed)
+    ood = _class_list(ood_classes)
+    present = sorted(int(c) for c in torch.unique(y) if int(c) >= 0)
+    missing = [c for c in ood if c not in present]
+    if missing:
+        raise ValueError(f"ood_classes {missing} do not occur in the labels; classes present: {present}")
+    id_classes = [c for c in present if c not in ood]
+    if not id_classes:
+        raise ValueError("every class was held out; keep at least one in-distribution class")
+    is_ood = torch.isin(y, torch.tensor(ood, device=y.device)) | (y < 0)
+    remap = torch.full((max(present) + 1,), -1, dtype=torch.int64, device=y.device)
+    remap[torch.tensor(id_classes, device=y.device)] = torch.arange(len(id_classes), device=y.device)
+    return ood, id_classes, is_ood, remap
+
+
+def _ood_split_embeddings(emb: Embeddings, ood_classes, *, frac: float, seed: int):
+    ood, id_classes, is_ood, remap = _ood_plan(emb.labels, ood_classes, frac, seed)
+    names = emb.classes
+    id_names = [names[c] for c in id_classes] if names else None
+    id_part = emb.subset(~is_ood)
+    id_part = id_part._with(id_part.tensor, index=None, labels=remap[id_part.labels],
+                            meta={**{k: v for k, v in emb.meta.items() if k != "classes"},
+                                  "label_map": id_classes, **({"classes": id_names} if id_names else {})})
+    train, test = id_part.split_rows(frac, seed=seed)
+    ood_part = emb.subset(is_ood)
+    ood_part = ood_part._with(ood_part.tensor, index=None, labels=torch.full_like(ood_part.labels, -1),
+                              meta={**{k: v for k, v in emb.meta.items() if k != "classes"},
+                                    "original_labels": ood_part.labels.tolist(), "ood_classes": ood,
+                                    **({"classes": id_names} if id_names else {})})
+    return train, test, ood_part
 
 
 def _class_list(ood_classes) -> list[int]:

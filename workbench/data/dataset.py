@@ -332,29 +332,7 @@ class Dataset:
         check_bool(stratify, "stratify")
         if len(self) < 2:
             raise ValueError("cannot split a dataset with fewer than 2 samples")
-        g = torch.Generator().manual_seed(seed)
-        n = len(self)
-        if stratify and self.y is not None:
-            y = self.y.cpu()
-            if y.ndim == 2:  # multi-label: one stratum per distinct label set
-                y = torch.unique(y, dim=0, return_inverse=True)[1]
-            first, second = [], []
-            for c in torch.unique(y):
-                idx = (y == c).nonzero().flatten()
-                idx = idx[torch.randperm(idx.numel(), generator=g)]
-                k = int(round(frac * idx.numel()))
-                first.append(idx[:k])
-                second.append(idx[k:])
-            a = torch.cat(first)
-            b = torch.cat(second)
-            a = a[torch.randperm(a.numel(), generator=g)]
-            b = b[torch.randperm(b.numel(), generator=g)]
-        else:
-            perm = torch.randperm(n, generator=g)
-            k = int(round(frac * n))
-            a, b = perm[:k], perm[k:]
-        if a.numel() == 0 or b.numel() == 0:
-            raise ValueError(f"frac={frac} leaves one side of the split empty for n={n}")
+        a, b = split_indices(len(self), self.y, frac, seed=seed, stratify=stratify)
         a, b = a.to(self.device), b.to(self.device)
         return (
             replace(self.subset(a), name=f"{self.name}[train]"),
@@ -400,6 +378,34 @@ class Dataset:
         for i in range(0, stop, batch_size):
             idx = order[i : i + batch_size]
             yield x[idx], (None if y is None else y[idx])
+
+
+def split_indices(n: int, y: torch.Tensor | None, frac: float, *, seed: int, stratify: bool = True):
+    """(first, second) CPU index tensors splitting ``n`` samples, ``frac`` of them first; each
+    class split in the same proportion when ``stratify`` and labels ``y`` exist."""
+    g = torch.Generator().manual_seed(seed)
+    if stratify and y is not None:
+        y = y.cpu()
+        if y.ndim == 2:  # multi-label: one stratum per distinct label set
+            y = torch.unique(y, dim=0, return_inverse=True)[1]
+        first, second = [], []
+        for c in torch.unique(y):
+            idx = (y == c).nonzero().flatten()
+            idx = idx[torch.randperm(idx.numel(), generator=g)]
+            k = int(round(frac * idx.numel()))
+            first.append(idx[:k])
+            second.append(idx[k:])
+        a = torch.cat(first)
+        b = torch.cat(second)
+        a = a[torch.randperm(a.numel(), generator=g)]
+        b = b[torch.randperm(b.numel(), generator=g)]
+    else:
+        perm = torch.randperm(n, generator=g)
+        k = int(round(frac * n))
+        a, b = perm[:k], perm[k:]
+    if a.numel() == 0 or b.numel() == 0:
+        raise ValueError(f"frac={frac} leaves one side of the split empty for n={n}")
+    return a, b
 
 
 def concat(parts: Sequence[Dataset], *, name: str | None = None) -> Dataset:

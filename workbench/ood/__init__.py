@@ -192,7 +192,8 @@ def compare(detectors, source, id_train, id_test, ood, *, convention: str = "id-
 
     ``detectors``: a list of detectors or names, a dict name -> detector, or "all" / None for
     ``default_detectors``. ``source``: a model or a FeatureBank (a bank is built for a model,
-    so each data set costs one pass whatever the number of detectors). ``ood``: a Dataset or a
+    so each data set costs one pass whatever the number of detectors), or None when the sets
+    are precomputed ``wb.data.Embeddings``. ``ood``: a Dataset or a
     dict name -> Dataset. ``skip_unavailable``: leave out detectors whose features the bank
     lacks (e.g. logit detectors on a PALM model) instead of raising; they are listed in
     ``skipped``.
@@ -200,7 +201,10 @@ def compare(detectors, source, id_train, id_test, ood, *, convention: str = "id-
     from .metrics import _check_convention
 
     _check_convention(convention)
-    bank = source if isinstance(source, FeatureBank) else FeatureBank(source)
+    if source is None:  # precomputed wb.data.Embeddings: a bank without a model
+        bank = FeatureBank(None, logits=getattr(id_train, "logits", None) is not None)
+    else:
+        bank = source if isinstance(source, FeatureBank) else FeatureBank(source)
     if not isinstance(ood, Mapping):
         ood = {getattr(ood, "name", "ood"): ood}
     if not ood:

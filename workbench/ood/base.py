@@ -8,12 +8,20 @@ pytorch-ood's split between model-level and feature-level calls).
   tensor of shape (N,). **Larger score = more OOD.**
 * ``source`` is a model (features are computed for this call) or a ``FeatureBank`` (features are
   computed once per data set and cached). ``data`` is a ``wb.data.Dataset`` or an input tensor.
+  Precomputed ``wb.data.Embeddings`` need no model: ``fit(emb)`` / ``predict(emb)`` (their
+  labels serve class-conditional detectors, their ``logits`` the logit detectors), and
+  ``fit_features(emb)`` takes the labels from them when ``y`` is not given.
 * Calling ``predict*`` before ``fit*`` raises ``NotFittedError``; mismatched feature sizes,
   NaN/inf features, missing labels for class-conditional detectors and OOD labels (-1) in the
   fitting data raise ``ValueError`` saying what to pass instead.
 
 The fitted state lives on the device of the features it was fitted on (a bank keeps features on
 the CPU); ``predict_features`` refuses features on another device.
+
+Large inputs are checked and scored in row blocks of about ``SCORE_BLOCK_BYTES`` (float64) each
+(every detector's score of a row depends on that row alone), into one preallocated result, so
+scoring millions of rows (memory-mapped features from a ``FeatureBank(memory=..)``) needs memory
+for one block, not for a copy of the features.
 """
 
 from __future__ import annotations
@@ -24,9 +32,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._stream import row_chunks, rows_for, shared_tensor
+from ..data.embeddings import Embeddings
 from .bank import SPACES, FeatureBank, Features, as_dataset
 
-__all__ = ["Detector", "NotFittedError", "check_features", "check_labels"]
+__all__ = ["Detector", "NotFittedError", "check_features", "check_labels", "score_rows"]
+
+SCORE_BLOCK_BYTES = 32 * 2**20
+
+
+def score_rows(z: torch.Tensor) -> int:
+    """Rows per block when checking or scoring (N, d) features ``z``."""
+    return rows_for(SCORE_BLOCK_BYTES, 8 * max(1, z.shape[1]), at_least=1024)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -38,7 +55,7 @@ def check_features(z, what: str = "z") -> torch.Tensor:
     if isinstance(z, np.ndarray):
         if z.dtype == object:
             raise TypeError(f"{what} is a numpy array of Python objects; pass a numeric (N, d) array")
-        z = torch.from_numpy(np.ascontiguousarray(z))
+        z = shared_tensor(np.ascontiguousarray(z))
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{what} must be an (N, d) torch tensor or numpy array, got {type(z).__name__}")
     if z.ndim == 1:
@@ -55,9 +72,13 @@ def check_features(z, what: str = "z") -> torch.Tensor:
     if not z.dtype.is_floating_point:
         z = z.float()
     z = z.detach()
-    bad = ~torch.isfinite(z)
-    if bool(bad.any()):
-        rows = bad.any(1).nonzero().flatten()[:5].tolist()
+    rows = []
+    for i, block in row_chunks(z, score_rows(z)):
+        bad = ~torch.isfinite(block)
+        if bool(bad.any()):
+            rows = (bad.any(1).nonzero().flatten()[:5] + i).tolist()
+            break
+    if rows:
         raise ValueError(
             f"{what} contains NaN or inf values (first bad rows: {rows}); the model's features are "
             "broken (diverged training?) or the inputs contain NaN: clean them before scoring"
@@ -97,7 +118,8 @@ class Detector:
 
     Subclasses set ``space`` (default feature space: "backbone", "logits" or "embedding"; a
     ``space`` hyperparameter overrides it), ``needs_labels``, ``needs_fit_data``, and implement
-    ``_fit(z, y)`` and ``_score(z) -> (N,)``.
+    ``_fit(z, y)`` and ``_score(z) -> (N,)``; ``_score`` must score each row on its own, since
+    large inputs are scored in row blocks.
     """
 
     space: str = "backbone"
@@ -172,13 +194,18 @@ class Detector:
     def _features_of(self, source, data) -> Features:
         if isinstance(data, Features):
             return data
+        if isinstance(data, Embeddings):
+            return Features.of(data)
         data = as_dataset(data)
         return self._bank(source).features(data)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, source, data=None):
         """Fit on in-distribution training data ``data`` using ``source`` (a model or a
-        FeatureBank) to compute the features. Returns self."""
+        FeatureBank) to compute the features, or precomputed ``Embeddings`` alone
+        (``fit(emb)``). Returns self."""
+        if data is None and isinstance(source, Embeddings):
+            source, data = None, source
         if data is None:
             if self.needs_fit_data:
                 raise ValueError(
@@ -199,7 +226,10 @@ class Detector:
 
     def fit_features(self, z, y=None):
         """Fit on precomputed in-distribution features ``z`` (N, d) (and labels ``y`` (N,) for
-        class-conditional detectors). Returns self."""
+        class-conditional detectors; taken from ``z.labels`` when ``z`` is ``Embeddings`` and
+        the detector needs them). Returns self."""
+        if y is None and self.needs_labels and isinstance(z, Embeddings):
+            y = z.labels
         self._reset()
         self._space()  # an unknown space= fails here, not only when a bank is asked for it
         if z is None:
@@ -240,8 +270,13 @@ class Detector:
                 ".fit_features(z, y) before predicting"
             )
 
-    def predict(self, source, data) -> torch.Tensor:
-        """OOD scores (N,) of ``data``, larger = more OOD; ``source`` a model or FeatureBank."""
+    def predict(self, source, data=None) -> torch.Tensor:
+        """OOD scores (N,) of ``data``, larger = more OOD; ``source`` a model or FeatureBank, or
+        precomputed ``Embeddings`` alone (``predict(emb)``)."""
+        if data is None and isinstance(source, Embeddings):
+            source, data = None, source
+        if data is None:
+            raise TypeError("predict needs the data to score: predict(model_or_bank, data) or predict(embeddings)")
         self._check_fitted()
         feats = self._features_of(source, data)
         return self.predict_features(feats.get(self._space()))
@@ -259,9 +294,11 @@ class Detector:
         dev = getattr(self, "device_", None)
         if dev is not None and z.device != dev:
             raise ValueError(f"{type(self).__name__} was fitted on {dev} but got features on {z.device}; move them")
+        out = torch.empty(z.shape[0], dtype=torch.float32)
         with torch.no_grad():
-            s = self._score(z)
-        return s.detach().float().cpu()
+            for i, block in row_chunks(z, score_rows(z)):
+                out[i : i + block.shape[0]] = self._score(block).detach().float().cpu()
+        return out
 
     def _score(self, z) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

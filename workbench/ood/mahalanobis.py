@@ -17,7 +17,8 @@ Where this differs from the paper / official code:
   singular covariance (dead ReLU units, fewer samples than dimensions) does not crash or blow up
   (pytorch-ood#8); ``shrinkage`` s in [0, 1] optionally uses (1 − s)·Σ + s·(tr Σ / d)·I
   (scikit-learn's ``ShrunkCovariance``) instead;
-* computations run in float64.
+* computations run in float64; the means and the covariance are accumulated over row blocks
+  (two passes), so millions of (memory-mapped) rows fit without a float64 copy of them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_bool
+from .._stream import row_chunks
 from ._linalg import check_rcond, pinv_sqrt, sq_dists
-from .base import Detector
+from .base import Detector, score_rows
 
 __all__ = ["Mahalanobis"]
 
@@ -65,7 +67,6 @@ class Mahalanobis(Detector):
         if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 <= s <= 1.0:
             raise ValueError(f"shrinkage must be a number in [0, 1], got {s!r}")
         check_bool(self.normalize, "normalize")
-        z = self._prep(z)
         classes = torch.unique(y)
         if z.shape[0] <= classes.numel():
             raise ValueError(
@@ -73,12 +74,18 @@ class Mahalanobis(Detector):
                 f"training samples than classes, got {z.shape[0]}; fit on more in-distribution data"
             )
         idx = torch.searchsorted(classes, y)
-        counts = torch.bincount(idx, minlength=classes.numel()).to(z.dtype)
-        means = torch.zeros(classes.numel(), z.shape[1], dtype=z.dtype, device=z.device)
-        means.index_add_(0, idx, z)
+        counts = torch.bincount(idx, minlength=classes.numel()).to(torch.float64)
+        means = torch.zeros(classes.numel(), z.shape[1], dtype=torch.float64, device=z.device)
+        rows = score_rows(z)  # two passes over row blocks: no float64 copy of all the features
+        for i, block in row_chunks(z, rows):
+            means.index_add_(0, idx[i : i + rows], self._prep(block))
         means /= counts[:, None]
-        centred = z - means[idx]
-        cov = centred.T @ centred / z.shape[0]  # (d, d), biased like EmpiricalCovariance
+        cov = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64, device=z.device)
+        for i, block in row_chunks(z, rows):
+            centred = self._prep(block) - means[idx[i : i + rows]]
+            cov.addmm_(centred.T, centred)
+            del centred  # one block's copy alive at a time
+        cov /= z.shape[0]  # (d, d), biased like EmpiricalCovariance
         if s > 0:
             d = cov.shape[0]
             cov = (1 - s) * cov + s * (torch.trace(cov) / d) * torch.eye(d, dtype=cov.dtype, device=cov.device)

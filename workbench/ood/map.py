@@ -216,10 +216,13 @@ def ood_map(comparison, bank: FeatureBank, id_test, ood: Mapping, *, space: str 
             cos, nearest = sim.max(1)
         if space == "embedding" and p.shape[1] == z.shape[1]:
             proto_xy = proj.transform(p)
+    from ..data.embeddings import images_of
+
     images = None
     try:
-        images = torch.cat([id_test.x.detach().cpu()] + [d.x.detach().cpu() for d in ood.values()])
-    except (AttributeError, RuntimeError):
+        images = torch.cat([(images_of(d) if images_of(d) is not None else d.x).detach().cpu()
+                            for d in (id_test, *ood.values())])
+    except (AttributeError, RuntimeError, TypeError):
         images = None
     return OODMap(
         coords=coords, set_index=set_index, set_names=("ID",) + tuple(ood), labels=labels,

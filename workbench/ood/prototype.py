@@ -24,9 +24,12 @@ with that method (its "embedding" space).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
+from ..data.embeddings import Embeddings
 from .bank import FeatureBank
 from .base import Detector, check_features
 
@@ -76,6 +79,13 @@ class PrototypeScore(Detector):
                 )
             return FeatureBank(source, self.method, embed=self.embed, logits=False)
         return super()._bank(source)
+
+    def _features_of(self, source, data):
+        feats = super()._features_of(source, data)
+        if isinstance(data, Embeddings) and feats.embedding is None:
+            # precomputed embeddings have one space: the prototypes are compared with the rows
+            feats = dataclasses.replace(feats, embedding=feats.backbone)
+        return feats
 
     def _read_prototypes(self):
         if self.prototypes is not None:

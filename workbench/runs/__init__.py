@@ -6,6 +6,9 @@
     wb.runs.delete(run_id)
     wb.runs.attach(run_id, "landscape", land); wb.runs.artifact(run_id, "landscape")
     res = wb.runs.sweep(make_model, make_method, train, seeds=[0, 1, 2], steps=500, val=test)
+    res = wb.runs.sweep(..., backend="ray")       # trials as Ray tasks (pip install -e ".[scale]")
+    res = wb.runs.grid(make_model, {"ce": ..., "supcon": ...}, train, params={"lr": [...]},
+                       seeds=[0, 1], backend="tune")   # methods x hyperparameters x seeds
 
 The module-level functions use the default store (``./workbench-runs``, or ``$WORKBENCH_RUNS``,
 or the folder given to ``set_default_root``); pass ``store=RunStore(folder)`` (or a folder
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 
+from .grid import grid
 from .resolve import RunEntry, RunGroups, resolve_runs
 from .store import (
     CorruptRunError,
@@ -32,7 +36,7 @@ from .sweep import SweepResult, summarize, sweep
 __all__ = [
     "save", "load", "list", "delete", "get", "attach", "artifact", "history", "runs",
     "RunStore", "Run", "RunNotFoundError", "CorruptRunError", "default_store", "set_default_root",
-    "sweep", "SweepResult", "summarize", "final_metrics",
+    "sweep", "grid", "SweepResult", "summarize", "final_metrics",
     "resolve_runs", "RunGroups", "RunEntry",
 ]
 
@@ -44,7 +48,8 @@ def save(model, method, history, *, name: str | None = None, store=None, **kwarg
 
 
 def load(run_id, *, store=None, **kwargs):
-    """``(model, method, history)`` of a run (``device=``, ``snapshots=``, ``step=``)."""
+    """``(model, method, history)`` of a run (``device=``, ``snapshots=``, ``step=``; ``model=MyNet()``
+    for a run of a wrapped network: the weights are loaded into it)."""
     return as_store(store).load(run_id, **kwargs)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._config import describe
+from ..checkpoint import describe_model
 from ..training.history import History
 from .files import FORMAT, now
 from .metrics import check_metrics, final_metrics
@@ -118,10 +119,14 @@ def _check_fit(model, method, history) -> None:
         raise TypeError(f"method must be a workbench method, got {type(method).__name__}")
     if not isinstance(history, History):
         raise TypeError(f"history must be the History returned by wb.fit, got {type(history).__name__}")
-    if not hasattr(model, "config"):
+    from ..models.wrap import Wrapped
+
+    if not hasattr(model, "config") and not isinstance(model, Wrapped):
         raise TypeError(
             f"{type(model).__name__} does not record its constructor arguments, so a run could "
-            "not rebuild it; use a workbench model (wb.models.*)"
+            "not rebuild it; use a workbench model (wb.models.*), or wrap your network "
+            "(wb.models.wrap(net): its weights are saved, and wb.runs.load(run_id, model=MyNet()) "
+            "loads them back)"
         )
 
 
@@ -137,8 +142,11 @@ def _check_tags(tags) -> dict[str, Any]:
 def new_record(model, method, history: History, *, name, group, data, metrics, tags, artifacts) -> dict:
     """The checked contents of ``run.json`` for a new run (a fresh id; ``snapshots`` is set
     once the files are written)."""
+    from ..models.wrap import Wrapped
+
     _check_fit(model, method, history)
-    name = check_name(name if name is not None else f"{type(method).__name__}-{type(model).__name__}".lower())
+    net = model.module if isinstance(model, Wrapped) else model
+    name = check_name(name if name is not None else f"{type(method).__name__}-{type(net).__name__}".lower())
     if group is not None:
         check_name(group, "group")
     user_metrics = check_metrics(metrics)
@@ -150,7 +158,7 @@ def new_record(model, method, history: History, *, name, group, data, metrics, t
         "name": name,
         "group": group,
         "created": now(),
-        "model": describe(model),
+        "model": describe_model(model),
         "method": describe(method),
         "fit": history.config or {},
         "data": _describe_data(data),

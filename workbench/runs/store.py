@@ -43,7 +43,7 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import ModelMismatchError, ModelRequiredError, load_checkpoint, save_checkpoint
 from ..training.history import History
 from .codec import read_tensors_json, write_tensors_json
 from .files import (
@@ -264,11 +264,15 @@ class RunStore:
         except Exception as err:
             raise CorruptRunError(f"{_label(row)}: {what} is damaged: {err}") from err
 
-    def load(self, run_id, *, device="cpu", snapshots: bool = True, step: int | None = None,
-             verify: bool = True):
+    def load(self, run_id, *, device=None, snapshots: bool = True, step: int | None = None,
+             verify: bool = True, model: nn.Module | None = None):
         """Rebuild ``(model, method, history)`` of a run.
 
-        ``device``: where to put the model and method. ``snapshots``: also load the fit's
+        ``model``: the network to load the weights into; required for a run of a network the
+        workbench did not write (``wb.models.wrap``): pass the raw network (it is wrapped again
+        as it was saved) or the wrapped one; optional otherwise.
+        ``device``: where to put the model and method (default: a rebuilt model on the CPU, a
+        given one where it is). ``snapshots``: also load the fit's
         snapshots into ``history.snapshots``. ``step``: load the model's weights as they were
         at that snapshot step instead of the final ones (needs saved snapshots with params).
         ``verify``: check every file against the hash recorded at save time.
@@ -276,7 +280,9 @@ class RunStore:
         row = self._row(run_id)
         ckpt = self._file(row, "model.safetensors", verify)
         try:
-            model, method = load_checkpoint(ckpt, device=device)
+            model, method = load_checkpoint(ckpt, device=device, model=model)
+        except (ModelRequiredError, ModelMismatchError) as err:
+            raise type(err)(f"{_label(row)}: {err}") from None
         except (ValueError, FileNotFoundError) as err:
             raise CorruptRunError(f"{_label(row)}: model.safetensors could not be loaded: {err}") from err
         hist = self._history(row, snapshots or step is not None, verify)

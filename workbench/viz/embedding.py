@@ -2,6 +2,11 @@
 
 ``scatter_map`` is the figure behind ``EmbeddingView``; ``MapTrace`` names its traces, and
 ``map_hover`` / ``color_spec`` compute exactly what the view writes into them when it recolours.
+
+For maps too large to draw whole with plotly: ``stratified_sample`` (which points a subsampled
+map shows), ``category_legend`` (the categories of a colouring, named and coloured as the plotly
+map's legend, for another drawing library) and ``trace_polylines`` (a plotly marker/line trace
+as plain polylines in data coordinates, for libraries that draw lines but not plotly traces).
 """
 
 from __future__ import annotations
@@ -78,6 +83,22 @@ def color_spec(values, *, categorical: bool | None = None, names=None, colorscal
         legend.append((_category_name(int(c), names), col))
     marker = dict(color=codes, colorscale=scale, cmin=0, cmax=m, showscale=False)
     return marker, legend, codes
+
+
+def category_legend(values, names=None) -> tuple[np.ndarray, list[str], list[str]]:
+    """The categories of integer ``values`` (N,) as the map's legend shows them:
+    ``(cats, labels, colours)`` with ``cats`` the sorted distinct values, ``labels`` their unique
+    legend entries (``names`` as in ``color_spec``; a repeated name gets its value appended) and
+    ``colours`` the palette colour of each."""
+    cats = np.unique(to_numpy(values).astype(int))
+    labels, seen = [], set()
+    for c in cats:
+        nm = _category_name(int(c), names)
+        if nm in seen:
+            nm = f"{nm} ({c})"
+        seen.add(nm)
+        labels.append(nm)
+    return cats, labels, [colour(int(c)) for c in cats]
 
 
 def _category_name(c: int, names) -> str:
@@ -286,4 +307,122 @@ def image_grid(images, *, cols: int, pad: int = 1, fill: float | None = None) ->
     for k, im in enumerate(imgs):
         r, c = divmod(k, cols)
         out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = im
+    return out
+
+
+# --------------------------------------------------------------------------- very large maps
+def stratified_sample(labels, m: int, *, seed: int = 0) -> np.ndarray:
+    """Sorted indices (M,) of ``m`` of the ``len(labels)`` points, stratified by label: every
+    label keeps its share of the points (largest-remainder rounding, at least one point per label
+    while ``m`` allows), drawn without replacement with ``seed``. ``m >= N`` keeps every point."""
+    lab = to_numpy(labels).astype(int)
+    n = len(lab)
+    if m >= n:
+        return np.arange(n)
+    if m <= 0:
+        raise ValueError(f"the sample size must be positive, got {m}")
+    cats, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    quota = counts * (m / n)
+    take = np.floor(quota).astype(int)
+    if m >= len(cats):
+        take = np.maximum(take, 1)
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")  # largest remainders first
+    k = 0
+    while take.sum() < m:  # hand out what rounding left, one per label
+        j = order[k % len(order)]
+        if take[j] < counts[j]:
+            take[j] += 1
+        k += 1
+    while take.sum() > m:  # the one-per-label minimum overshot: trim the largest labels
+        take[np.argmax(take)] -= 1
+    rng = np.random.default_rng(seed)
+    by_label = np.argsort(inv, kind="stable")  # indices grouped by label
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    keep = [rng.choice(by_label[starts[j]:starts[j + 1]], size=take[j], replace=False) for j in range(len(cats))]
+    return np.sort(np.concatenate(keep))
+
+
+_NAMED = {"white": "#FFFFFF", "black": "#000000", "grey": "#808080", "gray": "#808080", "red": "#FF0000",
+          "green": "#008000", "blue": "#0000FF", "transparent": "rgba(0,0,0,0)"}
+
+
+def rgba(color, alpha: float | None = None) -> tuple[float, float, float, float]:
+    """A CSS colour ("#RRGGBB", "#RGB", "rgb(r, g, b)", "rgba(r, g, b, a)", a few names such as
+    "white") as floats in [0, 1]."""
+    c = _NAMED.get(str(color).strip().lower(), str(color).strip())
+    if c.startswith("#"):
+        h = c[1:]
+        if len(h) == 3:
+            h = "".join(ch * 2 for ch in h)
+        if len(h) not in (6, 8):
+            raise ValueError(f"cannot read the colour {color!r}")
+        vals = [int(h[i:i + 2], 16) / 255 for i in range(0, len(h), 2)]
+        out = (*vals[:3], vals[3] if len(vals) == 4 else 1.0)
+    elif c.startswith(("rgb(", "rgba(")):
+        parts = [float(p) for p in c[c.index("(") + 1:c.rindex(")")].split(",")]
+        out = (parts[0] / 255, parts[1] / 255, parts[2] / 255, parts[3] if len(parts) == 4 else 1.0)
+    else:
+        raise ValueError(f"cannot read the colour {color!r}; pass '#RRGGBB' or 'rgb(a)(...)'")
+    return out if alpha is None else (*out[:3], alpha)
+
+
+def _glyph(symbol: str, r: float) -> np.ndarray:
+    """Outline of a marker ``symbol`` of radius ``r`` around (0, 0): (V, 2) vertices; "x" and
+    "cross" are two strokes joined through the centre."""
+    if symbol in ("x", "cross"):
+        a = np.pi / 4 if symbol == "x" else 0.0
+        ends = r * np.array([[np.cos(a + k * np.pi / 2), np.sin(a + k * np.pi / 2)] for k in range(4)])
+        return np.stack([ends[0], ends[2], [0, 0], ends[1], ends[3]])
+    if symbol == "star":
+        ang = np.pi / 2 + np.arange(11) * np.pi / 5
+        rad = np.where(np.arange(11) % 2 == 0, r, 0.42 * r)
+        return np.stack([rad * np.cos(ang), rad * np.sin(ang)], 1)
+    ang = np.linspace(0, 2 * np.pi, 13)  # "circle" and anything else: a 12-gon
+    return np.stack([r * np.cos(ang), r * np.sin(ang)], 1)
+
+
+def trace_polylines(trace, *, span: float, plot_px: float = 500.0) -> list[tuple[np.ndarray, tuple, float]]:
+    """A plotly ``Scatter``/``Scattergl`` trace (object or dict) as polylines in data coordinates:
+    a list of ``(vertices (V, 2), rgba colour, width in px)``.
+
+    Lines (``mode`` with "lines") become one polyline per run between ``None`` breaks, in
+    ``line.color``; markers (``mode`` with "markers") become outlines of their symbol ("star",
+    "x", "cross"; others a circle) in each point's ``marker.color`` (``marker.line.color`` where
+    the fill is white or clear), ``marker.size`` pixels across
+    on a plot ``plot_px`` pixels wide showing ``span`` data units (so they scale when zooming).
+    For drawing libraries that draw lines but not plotly traces (jupyter-scatter's annotations).
+    """
+    t = trace.to_plotly_json() if hasattr(trace, "to_plotly_json") else dict(trace)
+    mode = t.get("mode") or "markers"
+    x = np.asarray(t.get("x") if t.get("x") is not None else [], dtype=object)
+    y = np.asarray(t.get("y") if t.get("y") is not None else [], dtype=object)
+    out = []
+    if "lines" in mode:
+        line = t.get("line") or {}
+        col, width = rgba(line.get("color") or "#444444"), float(line.get("width") or 1.0)
+        run = []
+        for xi, yi in zip(list(x) + [None], list(y) + [None]):
+            if xi is None or yi is None:
+                if len(run) > 1:
+                    out.append((np.asarray(run, dtype=float), col, width))
+                run = []
+            else:
+                run.append((float(xi), float(yi)))
+    if "markers" in mode:
+        mk = t.get("marker") or {}
+        ok = np.array([xi is not None and yi is not None for xi, yi in zip(x, y)], dtype=bool)
+        n = len(x)
+        per = lambda v, d: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v if v is not None else d] * n  # noqa: E731
+        edge = mk.get("line") or {}
+        fills, edges = per(mk.get("color"), "#444444"), per(edge.get("color"), None)
+        sizes, symbols = per(mk.get("size"), 8), per(mk.get("symbol"), "circle")
+        width = float(edge.get("width") or 1.5)
+        for i in np.flatnonzero(ok):
+            r = 0.5 * float(sizes[i]) * span / plot_px
+            centre = np.array([float(x[i]), float(y[i])])
+            # an outline is drawn: in the fill colour, unless the fill is white/clear (then the edge's)
+            col = rgba(fills[i])
+            if edges[i] is not None and (min(col[:3]) > 0.95 or col[3] == 0):
+                col = rgba(edges[i])
+            out.append((_glyph(str(symbols[i]), r) + centre, col, max(width, 1.5)))
     return out

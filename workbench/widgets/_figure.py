@@ -148,6 +148,15 @@ class FigureWidget(_PlotlyFigureWidget):
     def __call__(self) -> go.Figure:
         return go.Figure(self)  # a copy: changing it leaves the widget alone
 
+    @traitlets.observe("_js2py_pointsCallback")
+    def _handler_js2py_pointsCallback(self, change):
+        # plotly dispatches a box/lasso selection (and a deselect) to EVERY trace, each setting its
+        # selectedpoints: one restyle message per trace, each a full WebGL redraw in the browser
+        # (a view with 22 traces and 10 000 points kept a headless page busy for ~20 s after its
+        # first lasso); batched, they are one message and one redraw
+        with self.batch_update():
+            super()._handler_js2py_pointsCallback(change)
+
 
 def figure_widget(fig=None, *, responsive: bool = False) -> FigureWidget:
     """A reliable ``FigureWidget`` of the static figure ``fig``.

@@ -68,7 +68,10 @@ class View:
         reliable FigureWidget; ``responsive``: take the container's width)."""
         if name in self.figures:
             raise ValueError(f"{type(self).__name__} already has a figure named {name!r}")
-        w = fig if isinstance(fig, FigureWidget) else figure_widget(fig, responsive=responsive)
+        # a figure widget already (plotly's, or another library's map box that is callable like
+        # one, e.g. widgets._scatter.ScatterFigure) is kept as it is
+        done = isinstance(fig, FigureWidget) or (isinstance(fig, widgets.DOMWidget) and callable(fig))
+        w = fig if done else figure_widget(fig, responsive=responsive)
         self.figures[name] = w
         return w
 

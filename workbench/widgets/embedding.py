@@ -1,7 +1,7 @@
 """``EmbeddingView``: an interactive WebGL map of an embedding.
 
-What it shows: every point of a 2-D projection in ONE ``Scattergl`` trace (so 50 000 points stay
-responsive), coloured by label, prediction, prototype or any per-point array (an OOD score,
+What it shows: every point of a 2-D projection (plotly: ONE ``Scattergl`` trace; a million
+points: jupyter-scatter, see below), coloured by label, prediction, prototype or any per-point array (an OOD score,
 say); hover gives index, label and value, and for image data a thumbnail in the side panel
 (updated on hover and click); a slider (with a play button) steps through training snapshots
 whose maps were aligned beforehand, moving the points in place; box/lasso selection hands the
@@ -19,9 +19,15 @@ API for extending it (an OOD lens, linked figures):
 * the ``View`` surface: ``figure`` (the map's FigureWidget; ``view.figure()`` a static copy),
   ``figures``, ``controls``, ``widget``; the view displays itself in a notebook.
 
-The drawing is a map backend (``widgets._map``: ``backend="auto"`` / ``"plotly"``, ``wb.viz.scatter_map``
-patched in place by its ``MapTrace`` roles), ``view.backend``; the view only holds state and
-talks to the backend through that small interface.
+The drawing is a map backend (``widgets._map``), ``view.backend``; the view only holds state and
+talks to the backend through that small interface. ``backend="auto"`` (default) draws with plotly
+(``wb.viz.scatter_map`` patched in place by its ``MapTrace`` roles) up to
+``widgets._map.PLOTLY_MAX_POINTS`` points and with jupyter-scatter (``widgets._scatter``: WebGL,
+a million points) above, when installed (the ``scale`` extra); without it, plotly on a
+stratified sample, with a warning. ``backend="plotly"`` / ``"jscatter"`` force one. The API is
+the same on both; on jupyter-scatter ``view.figure`` is the map's box (``view.figure()`` still
+a static plotly figure), the tooltip shows image thumbnails too, and outlined points are drawn
+larger instead of ringed.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ import html
 import numpy as np
 
 from .._optional import require
+from ..data.embeddings import Embeddings
 from ..viz._common import to_numpy
 from ..viz.embedding import is_categorical, png_bytes
-from ._map import pick_backend
+from ._map import make_map
 from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
@@ -86,17 +93,20 @@ class EmbeddingView(View):
     Parameters
     ----------
     projection: a ``Projection`` (``wb.analyses.project``), an ``AlignedProjections`` (its maps
-        become the snapshots) or an (N, 2) array.
+        become the snapshots), an (N, 2) array, or ``wb.data.Embeddings`` (mapped with PCA;
+        their labels, class names and images are used).
     labels: (N,) class labels (default ``data.y``); ``class_names`` names them (default
         ``data.classes``).
     color: the initial colouring: a registered name or an (N,) array (registered as ``"color"``).
     colors: dict name -> (N,) array of extra colourings (e.g. ``{"OOD score": s}``).
     predictions: (N,) predicted classes, registered as ``"prediction"``.
-    data: the Dataset (or (N, ...) tensor) of the points, for image thumbnails.
+    data: the Dataset (or (N, ...) tensor, or ``Embeddings`` with images) of the points, for
+        labels and image thumbnails.
     snapshots: maps over training: an ``AlignedProjections``, a list of (N, 2) arrays or a
         (T, N, 2) array; a slider steps through them (starting at the last).
-    backend: the map's drawing library: ``"auto"`` (default: the best for the number of points),
-        or a name of ``widgets._map.BACKENDS`` (``"plotly"``).
+    backend: the map's drawing library: ``"auto"`` (default: plotly up to
+        ``widgets._map.PLOTLY_MAX_POINTS`` points, jupyter-scatter above when installed, else a
+        stratified sample on plotly), ``"plotly"`` or ``"jscatter"``.
     """
 
     def __init__(
@@ -118,6 +128,11 @@ class EmbeddingView(View):
         backend: str = "auto",
     ):
         super().__init__()
+        if isinstance(projection, Embeddings):  # precomputed embeddings: a PCA map of them
+            from ..analyses.embedding import project
+
+            data = projection if data is None else data
+            projection = projection if projection.shape[1] == 2 else project(projection, "pca", seed=0)
         self.frames, names, axis = _frames_from(projection, snapshots)
         if snapshot_names is not None:
             if len(snapshot_names) != len(self.frames):
@@ -142,15 +157,19 @@ class EmbeddingView(View):
         self.index = len(self.frames) - 1
 
         values, categorical = self._colors.get(self.color_name, (None, None))
-        self.backend = pick_backend(backend, self.n_points)(
-            self.frames[self.index], labels=self.labels, values=values, categorical=categorical,
+        lo = np.nanmin([np.nanmin(f, axis=0) for f in self.frames], axis=0)  # extent of every snapshot
+        hi = np.nanmax([np.nanmax(f, axis=0) for f in self.frames], axis=0)
+        self.backend = make_map(
+            backend, self.frames[self.index], labels=self.labels, values=values, categorical=categorical,
             names=class_names, name=self.color_name or "", marker_size=marker_size, title=title,
-            axis_title=axis, height=height,
+            axis_title=axis, height=height, extent=((lo[0], hi[0]), (lo[1], hi[1])),
         )
         for name, fig in self.backend.figures.items():
             self._add_figure(name, fig)
         self.backend.on_select(self._set_selected)
         self.backend.on_point(self.show_point)
+        if self._images is not None:
+            self.backend.set_preview(self.thumbnail_png)
         self._build_controls()
 
     # ------------------------------------------------------------------ input helpers
@@ -180,6 +199,10 @@ class EmbeddingView(View):
     def _image_source(self, data):
         if data is None:
             return None
+        if isinstance(data, Embeddings):
+            data = data.images
+            if data is None:
+                return None
         x = getattr(data, "x", data)
         kind = getattr(data, "kind", None)
         x = to_numpy(x)
@@ -195,7 +218,8 @@ class EmbeddingView(View):
             options=list(self._colors), value=self.color_name, description="colour",
             layout=widgets.Layout(width="260px"), disabled=not self._colors,
         ))
-        self.color_select.observe(lambda ch: self.set_color(ch["new"]), names="value")
+        self._syncing_select = False
+        self.color_select.observe(lambda ch: None if self._syncing_select else self.set_color(ch["new"]), names="value")
         self.status = widgets.HTML(self._status_text())
         body = [panel(self.backend.widget, basis="520px")]
         self.thumbnail = self.thumbnail_caption = None
@@ -223,8 +247,10 @@ class EmbeddingView(View):
             self.show_point(0)
 
     def _status_text(self) -> str:
-        sel = f"{len(self._selected)} selected" if len(self._selected) else "box/lasso to select"
-        return f"&nbsp;{self.n_points:,} points · {html.escape(sel)}"
+        sel = f"{len(self._selected):,} selected" if len(self._selected) else "box/lasso to select"
+        shown = getattr(self.backend, "keep", None)
+        pts = f"{len(shown):,} of {self.n_points:,} points shown" if shown is not None else f"{self.n_points:,} points"
+        return f"&nbsp;{pts} ({self.backend.name}) · {html.escape(sel)}"
 
     # ------------------------------------------------------------------ colour
     @property
@@ -271,10 +297,15 @@ class EmbeddingView(View):
         return self
 
     def _sync_color_select(self):
-        if list(self.color_select.options) != list(self._colors):
-            self.color_select.options = list(self._colors)
-        if self.color_select.value != self.color_name:
-            self.color_select.value = self.color_name
+        # (new options reset the menu's value to the first one; that is not a choice of the user)
+        self._syncing_select = True
+        try:
+            if list(self.color_select.options) != list(self._colors):
+                self.color_select.options = list(self._colors)
+            if self.color_select.value != self.color_name:
+                self.color_select.value = self.color_name
+        finally:
+            self._syncing_select = False
 
     # ------------------------------------------------------------------ snapshots
     @property
@@ -288,8 +319,6 @@ class EmbeddingView(View):
         i = i % len(self.frames)
         self.index = i
         self.backend.set_xy(self.frames[i])
-        if len(self._highlight):
-            self.backend.set_highlight(self.frames[i][self._highlight])
         self.frame_label.value = self.snapshot_names[i]
         if self.slider.value != i:
             self.slider.value = i
@@ -328,11 +357,12 @@ class EmbeddingView(View):
     def highlight(self, indices):
         """Outline the points ``indices`` (an overlay; e.g. the most OOD points)."""
         self._highlight = self._check_indices(indices)
-        self.backend.set_highlight(self.frames[self.index][self._highlight])
+        self.backend.set_highlight(self._highlight)
         return self
 
     def add_trace(self, trace):
-        """Draw an extra plotly trace over the map (e.g. ``wb.viz.ood.prototype_stars``); returns it."""
+        """Draw an extra plotly trace over the map (e.g. ``wb.viz.ood.prototype_stars``); returns it
+        (on jupyter-scatter an ``Overlay`` drawn as line annotations, ``.update(...)`` as a trace)."""
         return self.backend.add_trace(trace)
 
     # ------------------------------------------------------------------ thumbnails
@@ -360,5 +390,5 @@ class EmbeddingView(View):
         return self
 
     def __repr__(self) -> str:
-        return (f"EmbeddingView({self.n_points} points, {len(self.frames)} snapshot(s), "
+        return (f"EmbeddingView({self.n_points} points, {len(self.frames)} snapshot(s), {self.backend.name}, "
                 f"colour={self.color_name!r}, selected={len(self._selected)})")

@@ -72,6 +72,9 @@ class OODLens(View):
     color: the map's first colouring: "OOD score" (default), "outcome at threshold", "set" or
         "label".
     title: title of the map.
+    backend: the map's drawing library, as ``EmbeddingView``'s: ``"auto"`` (plotly up to
+        ``widgets._map.PLOTLY_MAX_POINTS`` points, jupyter-scatter above), ``"plotly"`` or
+        ``"jscatter"`` (prototype stars are then drawn as outlines).
 
     Configure the lens (detector, set, threshold, colouring) before or when displaying it: in a
     "run all", figure updates sent while the browser is still drawing a just-displayed figure
@@ -80,7 +83,7 @@ class OODLens(View):
 
     def __init__(self, ood_map: OODMap, *, detector: str | None = None, ood_set: str | None = None,
                  convention: str | None = None, color: str = SCORE, title: str | None = None,
-                 map_height: int = 500):
+                 map_height: int = 500, backend: str = "auto"):
         super().__init__()
         if not isinstance(ood_map, OODMap):
             raise TypeError(f"OODLens takes a wb.ood.OODMap (from wb.ood.ood_map), got {type(ood_map).__name__}")
@@ -97,16 +100,16 @@ class OODLens(View):
         self.detector, self.ood_set, self.convention = detector, ood_set, convention
         s_id, s_ood = self._pair()
         self.threshold = threshold_at(s_id, s_ood, convention=convention)
-        self._build_map(color, title, map_height)
+        self._build_map(color, title, map_height, backend)
         self._build_side()
         self._build_controls()
         self._refresh_readout()
 
     # ------------------------------------------------------------------ building
-    def _build_map(self, color, title, height):
+    def _build_map(self, color, title, height, backend):
         m = self.map
         self.view = EmbeddingView(m.coords, labels=m.labels, class_names=m.class_names, data=m.images,
-                                  title=title, height=height)
+                                  title=title, height=height, backend=backend)
         self.view.register_color(SET, to_numpy(m.set_index), categorical=True, legend_names=dict(enumerate(m.set_names)))
         self.view.register_color(OUTCOME, to_numpy(m.outcome(self.detector, self.threshold)), categorical=True,
                                  legend_names=dict(enumerate(OODMap.OUTCOMES)))

@@ -16,6 +16,13 @@ Everything is computed up front by ONE analysis, ``wb.analyses.prototype_maps`` 
 ``PrototypeMaps`` result, or the method, model and data for the view to call it); the controls
 only patch trace data in place (``wb.viz.prototypes``: ``ProtoMapTrace``, ``prototype_map_patch``,
 ``occupancy_patch``).
+
+The map follows the rule of ``EmbeddingView`` (``backend="auto"``, ``widgets._map``): plotly up
+to ``PLOTLY_MAX_POINTS`` samples; above, jupyter-scatter when installed (the samples as its
+points, the edges and prototypes as line annotations: stars for live prototypes, crosses for dead
+ones, moved in place with the slider; clicking a prototype to pick the gallery's class and the
+prototypes' hover text are plotly-only), else plotly on a stratified sample of the samples (all
+edges and prototypes kept) with a warning.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ import struct
 import numpy as np
 
 from .._optional import require
-from ..viz._common import patch, to_numpy
-from ..viz.embedding import png_bytes
+from ..data.embeddings import Embeddings, images_of
+from ..viz._common import go, patch, to_numpy
+from ..viz.embedding import png_bytes, stratified_sample
 from ..viz.prototypes import (
     EVOLUTION_STEP_SHAPE,
     ProtoMapTrace,
@@ -38,6 +46,7 @@ from ..viz.prototypes import (
     prototype_map,
     prototype_map_patch,
 )
+from . import _map
 from ._view import View, panel, row
 
 widgets = require("ipywidgets", "interactive views")
@@ -55,7 +64,9 @@ class PrototypeView(View):
     Parameters
     ----------
     method: a prototype method (``wb.methods.PALM``) with ``embed``, ``prototypes``,
-        ``proto_class``; or a ``PrototypeMaps`` (``wb.analyses.prototype_maps``) computed before.
+        ``proto_class``; or a ``PrototypeMaps`` (``wb.analyses.prototype_maps``) computed before;
+        or ``wb.data.Embeddings`` (or None with ``data=`` Embeddings): k-means prototypes per
+        class (``wb.analyses.fit_prototypes``), no model needed.
     model: the trained model (needed when there are no snapshots).
     data: the labelled Dataset to show (with snapshots: the probe set they embedded); image data
         adds the gallery.
@@ -63,6 +74,8 @@ class PrototypeView(View):
         embed=data, embed_fn=method.embed, method_state=True)``; None shows the current state.
     projection: ``"pca"`` (default, fast), ``"umap"`` or ``"tsne"``.
     top: edges drawn per prototype. n_gallery: samples per prototype in the gallery.
+    backend: the map's drawing library, as ``EmbeddingView``'s: ``"auto"``, ``"plotly"`` or
+        ``"jscatter"``.
     """
 
     def __init__(
@@ -79,8 +92,11 @@ class PrototypeView(View):
         seed: int = 0,
         height: int = 520,
         gallery_scale: int = 5,
+        backend: str = "auto",
     ):
         super().__init__()
+        if isinstance(method, Embeddings) and data is None:  # PrototypeView(emb): k-means prototypes
+            method, data = None, method
         if _is_maps(method):
             maps, self.method = method, None
         else:
@@ -96,22 +112,73 @@ class PrototypeView(View):
         self.coords = [c.numpy() for c in maps.coords]
         self.proto_coords = [c.numpy() for c in maps.proto_coords]
         self.names = list(maps.names)
-        self._images = to_numpy(data.x) if data is not None and getattr(data, "kind", None) == "image" else None
+        images = images_of(data) if data is not None else None
+        self._images = None if images is None else to_numpy(images)
         self.index = len(self.assignments) - 1
         a = self.assignments[self.index]
 
-        self.map = self._add_figure("map", prototype_map(
-            a, self.coords[self.index], self.proto_coords[self.index], top=self.top,
-            class_names=self.class_names, height=height,
-            title=f"Prototypes in the embedding map ({maps.projection})",
-        ))
+        self._build_map(backend, height, f"Prototypes in the embedding map ({maps.projection})")
         self.bars = self._add_figure("bars", occupancy_bars(a, class_names=self.class_names, height=300))
-        self.map.data[ProtoMapTrace.PROTOTYPES].on_click(self._on_proto_click)
         self.curves = None
         if self.evolution is not None and len(self.assignments) > 1:
             self.curves = self._add_figure("curves", prototype_evolution(
                 self.evolution, current=float(self.evolution.steps[self.index]), height=300))
         self._build_controls()
+
+    # ------------------------------------------------------------------ the map (plotly or jupyter-scatter)
+    def _build_map(self, backend: str, height: int, title: str):
+        a, xy, pxy = self.assignments[self.index], self.coords[self.index], self.proto_coords[self.index]
+        n = len(xy)
+        name, subsample = _map.choose_backend(backend, n)
+        self.keep = None  # the samples a subsampled plotly map shows
+        self._scatter = None
+        if name == "jscatter":
+            allxy = np.concatenate(self.coords + self.proto_coords)  # extent of every snapshot
+            extent = tuple((float(np.nanmin(allxy[:, k])), float(np.nanmax(allxy[:, k]))) for k in range(2))
+            self._scatter = _map.backend_class("jscatter")(
+                xy, labels=a.labels, values=None, categorical=True, names=self.class_names, name="label",
+                title=title, height=height, extent=extent)
+            upd = prototype_map_patch(a, xy, pxy, top=self.top, class_names=self.class_names)
+            self._edges = self._scatter.add_trace(go.Scatter(
+                mode="lines", name=f"top-{self.top} assignments", line=dict(width=1, color="rgba(60,60,60,0.35)"),
+                **upd[ProtoMapTrace.EDGES]))
+            self._protos = self._scatter.add_trace(go.Scatter(mode="markers", name="prototypes",
+                                                              **upd[ProtoMapTrace.PROTOTYPES]))
+            self.map = self._add_figure("map", self._scatter.figure)
+            return
+        fig = prototype_map(a, xy, pxy, top=self.top, class_names=self.class_names, height=height, title=title)
+        if subsample:
+            import warnings
+
+            from ._scatter import SCALE_EXTRA
+
+            m = _map.PLOTLY_MAX_POINTS
+            self.keep = stratified_sample(np.full(n, -1) if a.labels is None else to_numpy(a.labels), m)
+            pts = fig.data[ProtoMapTrace.POINTS]
+            pts.update(x=xy[self.keep, 0], y=xy[self.keep, 1], customdata=np.asarray(pts.customdata)[self.keep],
+                       marker=dict(color=np.asarray(pts.marker.color)[self.keep]))
+            fig.add_annotation(text=f"showing {len(self.keep):,} of {n:,} samples (stratified by label)",
+                               xref="paper", yref="paper", x=0, y=1, xanchor="left", yanchor="bottom",
+                               showarrow=False, font=dict(size=11, color="#555555"))
+            warnings.warn(f"{n:,} samples are more than plotly draws smoothly ({m:,}); the map "
+                          f"shows a sample of {len(self.keep):,} stratified by label. To draw all of them, "
+                          f"install jupyter-scatter: {SCALE_EXTRA}", UserWarning, stacklevel=3)
+        self.map = self._add_figure("map", fig)
+        self.map.data[ProtoMapTrace.PROTOTYPES].on_click(self._on_proto_click)
+
+    def _draw_map(self, i: int):
+        """Move the map to snapshot ``i``: points, edges and prototypes, in place."""
+        upd = prototype_map_patch(self.assignments[i], self.coords[i], self.proto_coords[i], top=self.top,
+                                  class_names=self.class_names)
+        if self._scatter is not None:
+            self._scatter.set_xy(self.coords[i])
+            self._edges.update(upd[ProtoMapTrace.EDGES])
+            self._protos.update(upd[ProtoMapTrace.PROTOTYPES])
+            return
+        if self.keep is not None:
+            pts = upd[ProtoMapTrace.POINTS]
+            pts["x"], pts["y"] = pts["x"][self.keep], pts["y"][self.keep]
+        patch(self.map, upd)
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self):
@@ -173,8 +240,7 @@ class PrototypeView(View):
         i = i % self.n_snapshots
         self.index = i
         a = self.assignments[i]
-        patch(self.map, prototype_map_patch(a, self.coords[i], self.proto_coords[i], top=self.top,
-                                            class_names=self.class_names))
+        self._draw_map(i)
         patch(self.bars, occupancy_patch(a))
         if self.curves is not None:
             step = float(self.evolution.steps[i])
