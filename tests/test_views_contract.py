@@ -258,6 +258,7 @@ def case_calibration(blobs, ce_fit, **_):
               ("bar", "selected bin", 0)]
     m = int(err.bins.index[0])
     view.select_bin(m)
+    assert wb.widgets.CalibrationView(err, selected_bin=m).selected_bin == m
     assert len(view.reliability.data[3].x) == 1 and len(view.histogram.data[1].x) == 1
     assert view.bin_select.value.startswith(f"bin {m + 1}:")
     assert sorted(view.map._highlight.tolist()) == view.bin_indices(m).tolist()

@@ -49,10 +49,13 @@ class CalibrationView(View):
     set_sizes: (N,) conformal prediction-set sizes (``evaluate_sets(...).sizes``), a colouring.
     data: the samples (image thumbnails on the map).
     color: the map's first colouring: "confidence" (default), "correct", "label" or "set size".
+    selected_bin: a bin (0-based) to select from the start (drawn with the figures' first state,
+        which is more robust on a busy machine than selecting after display).
     """
 
     def __init__(self, err, projection=None, *, labels=None, set_sizes=None, data=None,
-                 color: str = "confidence", title: str | None = None, height: int = 380):
+                 color: str = "confidence", selected_bin: int | None = None, title: str | None = None,
+                 height: int = 380):
         super().__init__()
         if not hasattr(err, "bins") or not hasattr(err, "confidence"):
             raise TypeError("CalibrationView takes a CalibrationError (wb.analyses.calibration.ece(...)), "
@@ -60,12 +63,19 @@ class CalibrationView(View):
         self.err = err
         self.n = int(err.confidence.numel())
         self.selected_bin: int | None = None
-        self.reliability = self._add_figure("reliability", reliability_diagram(err, title=title, height=height))
-        self.histogram = self._add_figure("histogram", confidence_histogram(err, height=max(220, height - 120)))
+        if selected_bin is not None:
+            self.bin_indices(selected_bin)  # checks it
+            selected_bin = int(selected_bin)
+        self.reliability = self._add_figure("reliability", reliability_diagram(
+            err, title=title, height=height, selected=selected_bin))
+        self.histogram = self._add_figure("histogram", confidence_histogram(
+            err, height=max(220, height - 120), selected=selected_bin))
         self.map = None
         if projection is not None:
             self._build_map(projection, labels, set_sizes, data, color)
         self._build_controls()
+        if selected_bin is not None:
+            self.select_bin(selected_bin)
 
     def _build_map(self, projection, labels, set_sizes, data, color):
         self.map = EmbeddingView(projection, labels=labels, data=data, height=440)
