@@ -82,7 +82,7 @@ def prune_and_retrain(model: nn.Module, method, train, val, scores: SampleScores
         for r in rules:
             if f == 1.0 and (1.0, rules[0]) in acc:   # the full set is the same for every rule
                 continue
-            keep = scores.keep(f, which=r)
+            keep = scores.keep(f, which=r, seed=seed)
             sub = train.subset(keep)
             net = _fresh(model, seed)
             n_steps = max(1, round(steps * f)) if scale_steps else steps

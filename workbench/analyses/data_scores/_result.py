@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..._checks import check_choice, check_number
+from ..._checks import check_choice, check_number, check_seed
 
 __all__ = ["SampleScores", "labelled", "logits_of"]
 
@@ -20,16 +20,16 @@ class SampleScores:
     name: str
     n_models: int = 1
 
-    def keep(self, fraction: float, *, which: str = "hardest") -> torch.Tensor:
+    def keep(self, fraction: float, *, which: str = "hardest", seed: int = 0) -> torch.Tensor:
         """Indices (sorted) of the ``fraction`` of examples to keep: "hardest" (highest scores,
-        the paper's rule: easy examples are dropped), "easiest" (lowest) or "random" (a baseline,
-        seeded by the scores' length). Ties break by index."""
+        the paper's rule: easy examples are dropped), "easiest" (lowest) or "random" (the
+        baseline, drawn with ``seed``). Ties break by index."""
         f = check_number(fraction, "fraction", min=0, max=1, min_open=True)
         check_choice(which, "which", ("hardest", "easiest", "random"))
         n = self.scores.numel()
         k = max(1, round(f * n))
         if which == "random":
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(check_seed(seed)))
         else:
             s = torch.nan_to_num(self.scores.double(), posinf=float("inf"))
             order = torch.sort(-s if which == "hardest" else s, stable=True).indices
