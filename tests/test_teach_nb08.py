@@ -66,3 +66,4 @@ def test_el2n():
     assert "squared" in wb.teach.check("08-el2n", sq).message
     assert "1 - p_y" in wb.teach.check("08-el2n", lambda p, y: 1 - p[np.arange(len(y)), y]).message
     assert "shape" in wb.teach.check("08-el2n", lambda p, y: np.zeros(2)).message
+    assert "returned None" in wb.teach.check("08-el2n", lambda p, y: None).message
