@@ -84,3 +84,15 @@ def test_bad_inputs():
         cal.brier_score(P, torch.tensor([0, -1, 2, 1]))
     with pytest.raises(TypeError, match="n_bins"):
         cal.ece(P, Y, n_bins=2.0)
+
+
+def test_agrees_with_the_distillation_ece_helper():
+    """wb.analyses.ece.top_label_ece (dataset distillation's small helper) is the equal-width case."""
+    from workbench.analyses.ece import top_label_ece
+
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn(300, 5, generator=g, dtype=torch.float64).mul(2).softmax(1)
+    y = torch.randint(0, 5, (300,), generator=g)
+    conf, pred = p.max(1)
+    for m in (2, 10, 15):
+        assert cal.ece(p, y, n_bins=m).ece == pytest.approx(top_label_ece(conf, pred == y, m), abs=1e-12)
