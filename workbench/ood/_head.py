@@ -102,7 +102,7 @@ class HeadDetector(Detector):
             name = type(self).__name__
             raise ValueError(f"{name} scores through the classifier's linear head: use fit(model, id_train) "
                              f"with a model that has head(z), or {name}(head=model.head) (or head=(W, b)) "
-                             "with fit_features")
+                             "with fit_features or precomputed Embeddings")
         w, b = affine_of(head, d)
         self.weight_, self.bias_ = w.to(device), b.to(device)
 

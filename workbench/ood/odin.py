@@ -29,6 +29,7 @@ from torch import nn
 from .._checks import check_int, check_number
 from .._device import model_device
 from .._modes import eval_mode
+from ..data.embeddings import Embeddings
 from .bank import FeatureBank, Features, as_dataset
 from .logits import _LogitDetector
 
@@ -71,11 +72,12 @@ class ODIN(_LogitDetector):
                              "predict(model, data), or use ODIN(epsilon=0) for temperature scaling only")
         return -torch.softmax(z.double() / float(self.temperature), dim=1).amax(1)
 
-    def predict(self, source, data) -> torch.Tensor:
+    def predict(self, source, data=None) -> torch.Tensor:
         """OOD scores (N,) of ``data`` with input preprocessing through ``source`` (a model or a
-        FeatureBank's model)."""
+        FeatureBank's model). Precomputed features or ``Embeddings`` (``predict(emb)``) hold no
+        inputs: they are scored with ``epsilon=0`` only."""
         self._check_fitted()
-        if float(self.epsilon) == 0 or isinstance(data, Features):
+        if data is None or float(self.epsilon) == 0 or isinstance(data, (Features, Embeddings)):
             return super().predict(source, data)
         model = source.model if isinstance(source, FeatureBank) else source
         if not isinstance(model, nn.Module):
