@@ -248,6 +248,27 @@ def case_compare(blobs, ce_fit, **_):
                       controls=["smoothing", "members", "log y", "projection"])
 
 
+def case_calibration(blobs, ce_fit, **_):
+    model, _, _ = ce_fit
+    probs = wb.analyses.predict(model, blobs).probs
+    err = wb.analyses.calibration.ece(probs, blobs.y, n_bins=10)
+    proj = wb.analyses.project(wb.analyses.embed(model, blobs), method="pca")
+    view = wb.widgets.CalibrationView(err, proj, labels=blobs.y, set_sizes=torch.ones(len(blobs)))
+    traces = [("bar", "accuracy", 10), ("bar", "gap to confidence", 10), ("scatter", "perfect calibration", 2),
+              ("bar", "selected bin", 0)]
+    m = int(err.bins.index[0])
+    view.select_bin(m)
+    assert wb.widgets.CalibrationView(err, selected_bin=m).selected_bin == m
+    assert len(view.reliability.data[3].x) == 1 and len(view.histogram.data[1].x) == 1
+    assert view.bin_select.value.startswith(f"bin {m + 1}:")
+    assert sorted(view.map._highlight.tolist()) == view.bin_indices(m).tolist()
+    view.color_by("set size")
+    assert view.map.color_name == "set size"
+    view.select_bin(None)
+    assert len(view.map._highlight) == 0
+    return view, dict(traces=traces, figures=["reliability", "histogram", "map"], controls=["bin"])
+
+
 def case_protopnet(**_):
     ds = wb.data.resize(wb.data.load("digits", n=60, seed=0), 16)
     model = wb.models.ProtoPNet(n_classes=10, prototypes_per_class=1, prototype_dim=4, width=4, seed=0)
@@ -380,6 +401,7 @@ CASES = {
     "ProtoPNetView": case_protopnet, "GCDView": case_gcd, "ContinualView": case_continual,
     "GuidanceView": case_guidance, "DiscreteTrajectoryView": case_discrete,
     "PseudoLabelView": case_pseudo_labels, "SyntheticSetView": case_synthetic_set,
+    "CalibrationView": case_calibration,
     # the same views with their map drawn by jupyter-scatter
     "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
     "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,

@@ -3,8 +3,20 @@
 Never imports plotly or ipywidgets, never changes the model (weights, buffers, mode).
 """
 
+from . import calibration, conformal, data_scores
 from .batchnorm import batchnorm_recalibrated
+from .calibration import (
+    CalibrationError,
+    CalibrationSummary,
+    TemperatureScaling,
+    brier_score,
+    calibration_summary,
+    classwise_ece,
+    fit_temperature,
+    nll,
+)
 from .classification import Predictions, predict
+from .conformal import SplitConformal, conformal_risk_control, evaluate_sets, split_conformal
 from .continual import (
     FORGETTING_CONVENTIONS,
     AccuracyMatrices,
@@ -27,6 +39,7 @@ from .curvature import (
     sharpness,
     spectral_density,
 )
+from .data_scores import SampleScores, el2n, forgetting_events, grand
 from .diffusion import ScoreField, Trajectory, matching_frames, sample_trajectory, score_field
 from .diffusion_classifier import (
     ClassifierCurve,
@@ -174,6 +187,11 @@ __all__ = [
     "Interpolation", "PathDirections", "TrainingPath", "hvp", "hessian_eigs", "hessian_trace",
     "spectral_density", "sharpness", "HessianOperator", "HessianEigs", "HessianTrace",
     "SpectralDensity", "Sharpness", "PerClass",
+    # calibration (wb.analyses.calibration.ece for the top-label ECE itself)
+    "calibration", "calibration_summary", "CalibrationSummary", "CalibrationError", "classwise_ece",
+    "brier_score", "nll", "fit_temperature", "TemperatureScaling",
+    "data_scores", "el2n", "grand", "forgetting_events", "SampleScores",
+    "conformal", "split_conformal", "SplitConformal", "evaluate_sets", "conformal_risk_control",
     "project_prototypes", "PatchProjection", "explain_predictions", "PrototypeExplanations",
     "cluster_accuracy", "hungarian_match", "GCDAccuracy", "GCD_CONVENTIONS",
     "continual_metrics", "ContinualMetrics", "accuracy_matrices", "AccuracyMatrices", "FORGETTING_CONVENTIONS",

@@ -6,7 +6,8 @@ scale diffusion schedules assume. ``digits`` are scikit-learn's 1797 real 8x8 im
 to [0, 1]. ``mnist1d`` is an MNIST-1D-style set of 1-D signals generated here from ten
 hand-made templates with the published recipe's steps (pad, scale, shift, shear, correlated
 and i.i.d. noise, resample to 40 points); the templates are our own, so accuracies are
-comparable in spirit, not digit-for-digit, with Greydanus' MNIST-1D.
+comparable in spirit, not digit-for-digit, with Greydanus' MNIST-1D. ``multi_digits`` is a
+small multi-label set: 8x16 images holding one or two of those digits, with (N, 10) 0/1 labels.
 """
 
 from __future__ import annotations
@@ -287,6 +288,50 @@ def digits(n: int | None = None, seed: int = 0) -> Dataset:
     return ds
 
 
+def multi_digits(n: int | None = None, seed: int = 0, p_two: float = 0.5) -> Dataset:
+    """A small multi-label set made from scikit-learn's digits: (N, 1, 8, 16) images in [0, 1]
+    holding one or two digits side by side, labels (N, 10) of 0/1 (which digits are present).
+
+    The 1797 real digit images are shuffled (``seed``) and dealt out in order: each composite
+    takes two of them with probability ``p_two``, else one (placed in a random half; the other
+    half is blank). **Every source image is used exactly once**, so no split of this set shares
+    a digit image between its parts. Two digits of the same class give one positive label.
+    With the default ``p_two = 0.5`` there are about 1170 composites, about half of them with
+    one positive label and half with two; ``n`` takes the first ``n`` of them (``n=None``: all). ``meta["n_digits"]`` holds how many digits each image has.
+    """
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(check_seed(seed))
+    p_two = check_number(p_two, "p_two", min=0, max=1,
+                         hint="the probability that an image holds two digits instead of one, e.g. 0.5")
+    d = load_digits()
+    imgs = d.images.astype(np.float32) / 16.0  # (1797, 8, 8)
+    order = rng.permutation(len(imgs))
+    two = rng.random(len(imgs)) < p_two     # one draw per composite, in order
+    slot = rng.integers(0, 2, len(imgs))    # where a lone digit goes
+    groups, i = [], 0
+    while i < len(order):
+        k = 2 if (two[len(groups)] and i + 1 < len(order)) else 1
+        groups.append(order[i : i + k])
+        i += k
+    total = len(groups)
+    if n is not None:
+        check_int(n, "n", min=1, max=total,
+                  hint=f"with p_two={p_two} and seed={seed} the 1797 digit images make {total} composites; pass n <= {total} or n=None")
+        groups = groups[:n]
+    x = np.zeros((len(groups), 1, 8, 16), dtype=np.float32)
+    y = np.zeros((len(groups), 10), dtype=np.int64)
+    for j, g in enumerate(groups):
+        if len(g) == 2:
+            x[j, 0, :, :8], x[j, 0, :, 8:] = imgs[g[0]], imgs[g[1]]
+        else:
+            x[j, 0, :, 8 * slot[j] : 8 * slot[j] + 8] = imgs[g[0]]
+        y[j, d.target[g]] = 1
+    n_digits = torch.tensor([len(g) for g in groups])
+    return _finish(x, y, "multi_digits", "image", [str(i) for i in range(10)],
+                   {"p_two": p_two, "n_digits": n_digits})
+
+
 def _stratified_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Indices of exactly ``n`` samples, each class in proportion to its count (largest
     remainders get the leftover samples), drawn and shuffled with a generator seeded by ``seed``."""
@@ -389,4 +434,5 @@ BUILTIN = {
     "sequences": sequences,
     "digits": digits,
     "mnist1d": mnist1d,
+    "multi_digits": multi_digits,
 }

@@ -10,7 +10,9 @@ layers below never import it.
 * dataset distillation: ``distribution_matching`` (DM), ``train_experts`` / ``load_experts``
   (expert trajectories saved as runs) and ``trajectory_matching`` (MTT, DATM),
   ``train_committee`` / ``committee_voting`` (CV-DD), ``random_real_subset`` (the baseline) and
-  ``evaluate_synthetic`` (train fresh networks on a distilled set: accuracy and ECE).
+  ``evaluate_synthetic`` (train fresh networks on a distilled set: accuracy and ECE);
+* data pruning: ``prune_and_retrain`` (retrain on the examples kept by EL2N, GraNd or forgetting
+  events, against random pruning).
 
     sd = wb.recipes.self_distillation(teacher, train, val=test, generations=3, steps=1000)
     wb.viz.generation_curve(sd)
@@ -30,6 +32,7 @@ from ._synthetic import (
 )
 from .born_again import SelfDistillationResult, self_distillation
 from .curriculum import CurriculumComparison, curriculum_comparison, loss_by_timestep
+from .data_pruning import PruningResult, prune_and_retrain
 from .diffusion_classifier import (
     GenerativeVsDiscriminative,
     generative_vs_discriminative,
@@ -50,7 +53,7 @@ from .students import StudentTable, student_table
 from .wad import TeacherPseudoLabels, WADResult, teacher_pseudo_labels, weight_aware_distillation
 
 __all__ = [
-    "self_distillation", "SelfDistillationResult",
+    "self_distillation", "SelfDistillationResult", "prune_and_retrain", "PruningResult",
     "train_protopnet", "ProtoPNetTraining", "linear_head_baseline",
     "discover_categories", "CategoryDiscovery",
     "fscil_teen", "FSCILResult", "online_continual", "OnlineCLResult",

@@ -10,6 +10,13 @@ such updates.
 
 # data, training, classifiers
 from ._common import patch
+from .calibration import (
+    HistogramTrace,
+    ReliabilityTrace,
+    confidence_histogram,
+    reliability_curves,
+    reliability_diagram,
+)
 from .classification import confusion_matrix
 
 # comparing runs
@@ -139,6 +146,7 @@ from .training import loss_curves
 
 __all__ = [
     "samples", "loss_curves", "confusion_matrix",
+    "reliability_diagram", "confidence_histogram", "reliability_curves", "ReliabilityTrace", "HistogramTrace",
     "embedding", "scatter_map", "aligned_maps", "png_bytes",
     "prototype_map", "occupancy_bars", "redundancy_heatmap", "prototype_evolution", "prototype_gallery",
     "roc_figure", "score_histograms", "detector_table", "landing_bars",

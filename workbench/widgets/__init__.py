@@ -10,6 +10,7 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 """
 
 from ._view import View
+from .calibration import CalibrationView
 from .compare import CompareView
 from .continual import ContinualView
 from .dataset_distillation import SyntheticSetView
@@ -31,5 +32,5 @@ __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
     "DistillationView", "LiveTraining", "CompareView", "LinkedMaps", "ProtoPNetView", "GCDView",
     "ContinualView", "GuidanceView", "DiscreteTrajectoryView", "PseudoLabelView",
-    "SyntheticSetView",
+    "SyntheticSetView", "CalibrationView",
 ]
