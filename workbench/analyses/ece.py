@@ -6,45 +6,28 @@ Kumar et al.'s code; a confidence of exactly 0 joins the first bin). Also the me
 deviation of the maximum logit ("Rethinking Data Distillation: Do Not Overlook Calibration"
 finds them more concentrated for networks trained on distilled data).
 
-This module is deliberately small and self-contained: the calibration module of issue 15
-(``wb.analyses`` calibration, with equal-mass bins, classwise ECE, reliability diagrams and
-temperature scaling) supersedes it; the dataset-distillation recipes import only
-``top_label_ece`` and ``Calibration`` from here, so swapping in that module is a one-line change.
+The binning and the error itself live in ``wb.analyses.calibration`` (equal-width or equal-mass
+bins, classwise ECE, reliability diagrams, temperature scaling); this module keeps the small
+summary the dataset-distillation recipes report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from .calibration.metrics import top_label_error
 
 __all__ = ["top_label_ece", "Calibration", "calibration_of_logits"]
 
 
-def _float64(v) -> torch.Tensor:
-    if isinstance(v, torch.Tensor):
-        return v.detach().cpu().double().flatten()
-    return torch.as_tensor(np.asarray(v, dtype=np.float64)).flatten()
-
-
 def top_label_ece(confidence, correct, n_bins: int = 10) -> float:
-    """ECE of top-label ``confidence`` (N,) in [0, 1] against ``correct`` (N,) (bool or 0/1)."""
-    conf = _float64(confidence)
-    ok = _float64(correct)
-    if conf.shape != ok.shape or conf.numel() == 0:
-        raise ValueError(f"confidence and correct must be non-empty and the same length, got {conf.shape} and {ok.shape}")
-    if (conf < 0).any() or (conf > 1).any():
-        raise ValueError("confidences must lie in [0, 1] (pass max softmax probabilities)")
+    """ECE of top-label ``confidence`` (N,) in [0, 1] against ``correct`` (N,) (bool or 0/1),
+    ``n_bins`` equal-width bins: ``wb.analyses.calibration.top_label_error(...).ece``."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-    # bin m holds (edges[m], edges[m+1]]; searchsorted(left) on the inner edges does exactly that
-    idx = torch.searchsorted(edges[1:-1].contiguous(), conf, right=False)
-    torch.bincount(idx, minlength=n_bins).double()
-    s_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx, conf)
-    s_ok = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, idx, ok)
-    return float((s_conf - s_ok).abs().sum() / conf.numel())
+    return top_label_error(confidence, correct, n_bins=n_bins, binning="equal-width").ece
 
 
 @dataclass(frozen=True)

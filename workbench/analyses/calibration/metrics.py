@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._inputs import as_labels, as_logits, as_probs
+from ._inputs import _tensor, as_labels, as_logits, as_probs
 from .binning import Bins, bin_edges, bin_stats
 
 __all__ = ["CalibrationError", "ece", "top_label_error", "classwise_ece", "brier_score", "nll", "CalibrationSummary",
@@ -71,7 +71,7 @@ def ece(probs, y, *, n_bins: int = 15, binning: str = "equal-width") -> Calibrat
 
 def top_label_error(confidence, correct, *, n_bins: int = 15, binning: str = "equal-width") -> CalibrationError:
     """ECE from confidences (N,) in [0, 1] and correctness (N,) (bool or 0/1)."""
-    conf = torch.as_tensor(confidence).detach().cpu().double().flatten()
+    conf = _tensor(confidence, "confidence").double().flatten()  # lists read as float64, not float32
     ok = torch.as_tensor(correct).detach().cpu().flatten()
     if conf.shape != ok.shape or conf.numel() == 0:
         raise ValueError(f"confidence and correct must be non-empty and of one length, got {tuple(conf.shape)} "
