@@ -92,6 +92,20 @@ def check_browser_available() -> None:
         raise BrowserUnavailable("; ".join(missing))
 
 
+def launch_chromium():
+    """(playwright, browser): Debian's headless Chromium; stop both with ``browser.close()`` and
+    ``playwright.stop()``."""
+    check_browser_available()
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        return pw, pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+    except Exception:
+        pw.stop()
+        raise
+
+
 def kernel_env(base: dict | None = None, fast: bool = True) -> dict:
     """The environment notebooks get under nbmake (conftest.py), for the server and its kernels."""
     env = dict(os.environ if base is None else base)
@@ -492,22 +506,21 @@ _JS_MODEL = """
 class LabBrowser:
     """Headless Chromium (Debian's) driven by playwright; one per session, one context per notebook."""
 
-    def __init__(self, server: LabServer, *, timeout: float = 300.0):
-        check_browser_available()
-        from playwright.sync_api import sync_playwright
-
+    def __init__(self, server: LabServer, *, timeout: float = 300.0, browser=None):
+        """``browser``: a playwright Browser to use (the session's, see conftest's ``chromium``;
+        one playwright per thread); by default one is launched here and closed by ``close``."""
         self.server = server
         self.timeout = timeout
         self._n_opened = 0
-        self._pw = sync_playwright().start()
-        try:
-            self.browser = self._pw.chromium.launch(
-                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        except Exception:
-            self._pw.stop()
-            raise
+        self._pw = None
+        if browser is not None:
+            self.browser = browser
+            return
+        self._pw, self.browser = launch_chromium()
 
     def close(self) -> None:
+        if self._pw is None:  # the browser belongs to the caller
+            return
         try:
             self.browser.close()
         finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from . import fit, lab
-from .conftest import skip_or_fail
 
 pytestmark = pytest.mark.browser
 
@@ -43,19 +42,12 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(chromium):
+    ctx = chromium.new_context(viewport=dict(lab.VIEWPORT))
     try:
-        lab.check_browser_available()
-    except lab.BrowserUnavailable as e:
-        skip_or_fail(f"browser test needs a browser: {e}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=lab.chromium_path(), args=lab.CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser.new_page(viewport=dict(lab.VIEWPORT))
-        finally:
-            browser.close()
+        yield ctx.new_page()
+    finally:
+        ctx.close()
 
 
 def test_views_that_fit_pass(page):
