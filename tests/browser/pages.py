@@ -167,16 +167,16 @@ _JS_SCROLLER = """() => {
 }"""
 
 
-def check_views(page, rep: PageReport, *, settle: float = 120.0, allow_console=()) -> None:
+def check_views(page, rep: PageReport, *, settle: float = 120.0, quiet_s: float = 3.0, allow_console=()) -> None:
     """Wait until the page's views are rendered and its plots drawn and stable (nothing changed for
-    3 s), then record what is wrong. ``allow_console``: substrings of page errors that are known
+    ``quiet_s``), then record what is wrong. ``allow_console``: substrings of page errors that are known
     and harmless (say why where you pass them)."""
     deadline = time.monotonic() + settle
     # Voila renders a widget output only when it scrolls into view: scroll through the page first
     total, view = page.evaluate(_JS_SCROLLER)
     for y in range(0, total + view, max(200, view // 2)):
         page.evaluate("(y) => { window.__wbPageScroller.scrollTop = y; }", y)
-        page.wait_for_timeout(150)
+        page.wait_for_timeout(400)
     page.evaluate("() => { window.__wbPageScroller.scrollTop = 0; }")
     last, since = None, time.monotonic()
     while True:
@@ -188,7 +188,7 @@ def check_views(page, rep: PageReport, *, settle: float = 120.0, allow_console=(
             last, since = key, time.monotonic()
         quiet = time.monotonic() - since
         settled = plots and all(p["drawn"] for p in plots) and not pending
-        if (settled or st["error_boxes"] or st["texts"]) and quiet >= 3:
+        if (settled or st["error_boxes"] or st["texts"]) and quiet >= quiet_s:
             break
         if quiet >= 20 or time.monotonic() > deadline:
             break

@@ -35,7 +35,9 @@ def test_voila_app_shows_the_views_without_code_and_a_slider_moves_a_plot(chromi
             # jupyterlab-plotly's mime renderer, after drawing a plain plotly figure, caches a PNG of
             # it in the output model with setData, which Voila's static output models lack: the
             # error comes after the plot is drawn (checked below) and shows nothing to the user
-            pages.check_views(page, rep, allow_console=("setData is not a function",))
+            # (Voila draws a widget only once it scrolled into view, and plotly's bundle takes seconds
+            # to load: wait for 8 quiet seconds)
+            pages.check_views(page, rep, quiet_s=8, allow_console=("setData is not a function",))
             code = page.evaluate("""() => Array.from(document.querySelectorAll(
                 '.jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .cm-editor'))
                 .filter(e => (e.innerText || '').trim()).length""")

@@ -254,7 +254,7 @@ def samples_grid(trajs: dict, *, flags: dict | None = None, data=None, lim=None,
         lo, hi = axis_box(*allpts, quantile=0.98, scale=1.5)
     fig.update_xaxes(range=[lo, hi], showgrid=False, zeroline=False, showticklabels=False)
     fig.update_yaxes(range=[lo, hi], showgrid=False, zeroline=False, showticklabels=False)
-    return base_layout(fig, title, height=260 * rows + 40, width=max(420, 240 * cols))
+    return base_layout(fig, title, height=260 * rows + 40)  # no fixed width: it takes the page's (issue 19)
 
 
 # --------------------------------------------------------------------------- score fields
