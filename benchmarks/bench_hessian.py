@@ -323,6 +323,50 @@ def trace_and_density(model, X, y, seeds, probes):
           f"quadrature trace P·Σwθ = {float(est):.3f}")
 
 
+def hvp_blocks(sizes, rounds):
+    """Per-direction cost of a Hessian-vector product on the general models, by engine and block
+    size (directions per engine call), interleaved rounds, medians of wall and process CPU time."""
+    from _general import MODELS, trained
+
+    from workbench.analyses.curvature.engines import CachedDoubleBackward
+
+    ds = wb.data.load("digits")
+    blocks = (1, 2, 4, 8)
+    print(f"\n== HVP cost per direction by block size (ms; medians of {rounds} interleaved rounds of 8 directions)")
+    for name in MODELS:
+        model = trained(name, ds)
+        for n in sizes:
+            X, y = ds.x[:n], ds.y[:n]
+            ops = {}
+            for mode in ("fwd-rev", "cached", "cached-batched"):
+                op = HessianOperator(model, wb.methods.CrossEntropy(), X, y,
+                                     hvp_mode="cached" if mode == "cached-batched" else mode)
+                if mode == "cached-batched":
+                    op.engine = CachedDoubleBackward(op.f, op.theta, batched=True)
+                op.engine.max_block = max(blocks)
+                ops[mode] = op
+            V = torch.randn(8, ops["cached"].dim, generator=torch.Generator().manual_seed(0))
+            ref = ops["cached"].matmat(V[:2], chunk=1)
+            for mode, op in ops.items():
+                err = float((op.matmat(V[:2], chunk=2) - ref).abs().max() / ref.abs().max())
+                assert err < 1e-3, (mode, err)
+            res = {}
+            for _ in range(rounds):
+                for mode, op in ops.items():
+                    for b in blocks:
+                        if mode == "cached" and b > 1:
+                            continue  # one backward per direction whatever the block
+                        t, c = time.perf_counter(), time.process_time()
+                        op.matmat(V, chunk=b)
+                        res.setdefault((mode, b), []).append(((time.perf_counter() - t) / 8, (time.process_time() - c) / 8))
+            cells = []
+            for (mode, b), v in res.items():
+                w, c = (statistics.median(r[i] for r in v) * 1e3 for i in (0, 1))
+                cells.append(f"{mode} b={b}: {w:.1f} ({c:.1f} cpu)")
+            print(f"{name:<11} N={n:<5} P={ops['cached'].dim:<6} " + "; ".join(cells)
+                  + f"   [load {os.getloadavg()[0]:.1f}]", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
@@ -330,9 +374,15 @@ def main():
     ap.add_argument("--study", action="store_true")
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--probes", type=int, default=64)
+    ap.add_argument("--blocks", action="store_true", help="only the HVP block-size study on the general models")
+    ap.add_argument("--sizes", default="256,1797", help="sample counts for --blocks")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
+    if args.blocks:
+        hvp_blocks([int(v) for v in args.sizes.split(",")], args.rounds)
+        return
     states = train_states(args.states.split(","))
     ph = CountedPyHessian()
     ratios = {}

@@ -126,12 +126,15 @@ def test_every_ood_detector_on_embeddings_alone(digits_model, tmp_path):
             got = cls(prototypes=protos.prototypes).fit(e_tr)
             assert torch.equal(got.predict(e_ood), via_model.predict_features(bank.features(ood).backbone))
             continue
-        via_model = cls().fit(bank, idt)
-        got = cls().fit(e_tr)
+        # the head detectors need the linear head itself (embeddings do not carry it); ODIN's input
+        # perturbation needs the inputs, so on embeddings it runs with epsilon=0
+        kw = {"head": model.head} if name in wb.ood.HEAD_DETECTORS else {"epsilon": 0.0} if name == "ODIN" else {}
+        via_model = cls(**kw).fit(bank, idt)
+        got = cls(**kw).fit(e_tr)
         for e, d in ((e_te, idte), (e_ood, ood)):
             assert torch.allclose(got.predict(e), via_model.predict(bank, d), atol=1e-5), name
         if cls.needs_labels:  # fit_features(emb) takes the labels from it
-            alt = cls().fit_features(e_tr)
+            alt = cls(**kw).fit_features(e_tr)
             assert torch.allclose(alt.predict_features(e_te), got.predict(e_te), atol=1e-6)
     bare = wb.data.Embeddings(e_tr.tensor, e_tr.labels)  # no logits: the logit detectors say so
     with pytest.raises(ValueError, match="no logits.*Embeddings made without logits="):

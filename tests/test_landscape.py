@@ -181,7 +181,7 @@ def test_generic_models_batchnorm_and_sequential():
     a = wb.analyses.loss_slice_2d(bn, ce, ds, steps=5, evaluator="vmap")
     b = wb.analyses.loss_slice_2d(bn, ce, ds, steps=5)
     _assert_same(bn, snap)
-    assert b.evaluator.startswith("loop")  # BatchNorm: the generic evaluator
+    assert b.evaluator.startswith("fold")  # BatchNorm: folded into the Linear layer per point
     torch.testing.assert_close(a.loss, b.loss, rtol=1e-5, atol=1e-6)
     assert abs(float(b.loss[2, 2]) - _plain_loss(bn, ds)[0]) < 1e-5
     seq = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
@@ -387,6 +387,7 @@ def test_strategy_factory_and_state_fixed_in_init(setup):
     """One factory picks the strategy; evaluating creates no attribute a reader would not find in
     ``__init__`` (the helpers' state is all set there)."""
     from workbench.analyses import _grid_chain as GC
+    from workbench.analyses import _grid_folded as GFo
     from workbench.analyses import _grid_generic as GG
     from workbench.analyses._landscape_engine import GridEvaluator
 
@@ -394,10 +395,14 @@ def test_strategy_factory_and_state_fixed_in_init(setup):
     d = L.random_directions(model, 2, seed=0)
     bn = wb.models.MLP(6, (8,), 3, norm="batch", seed=0)
     dbn = L.random_directions(bn, 2, seed=0)
+    tanh = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    dt = L.random_directions(tanh, 2, seed=0)
     cases = [
         (model, ce, d, "auto", GC.ChainLoop), (model, ce, d, "mlp-batched", GC.ChainBatched),
         (model, ce, d, "vmap", GG.VmapPoints), (model, ce, d, "loop", GG.LoopPoints),
-        (bn, ce, dbn, "auto", GG.LoopPoints), (model, _SquaredError(), d, "auto", GG.MethodLossLoop),
+        (bn, ce, dbn, "auto", GFo.FoldedPoints), (bn, ce, dbn, "loop", GG.LoopPoints),
+        (model, _SquaredError(), d, "auto", GG.MethodLossLoop), (model, ce, d, "fold", GFo.FoldedPoints),
+        (tanh, ce, dt, "fold", GG.LoopPoints),  # nothing to fold, no layout or in-place lever
     ]
     for m, meth, dirs, ev, cls in cases:
         g = GridEvaluator(m, meth, ds.x, ds.y, list(dirs), evaluator=ev,

@@ -69,6 +69,20 @@ LOAD = [
     ("mnist1d", dict(scale_range=(0, 1)), ValueError, "scale_range\\[0\\]"),
     ("mnist1d", dict(scale_range=(1.2, 0.8)), ValueError, "scale_range\\[1\\]"),
     ("mnist1d", dict(scale_range=1.0), TypeError, "scale_range must be a pair"),
+    ("multi_digits", dict(p_two=1.5), ValueError, "p_two must be a finite number in \\[0, 1\\]"),
+    ("multi_digits", dict(p_two="half"), TypeError, "p_two must be a number"),
+    ("multi_digits", dict(n=5000), ValueError, "composites; pass n <= "),
+    ("gaussians8", dict(weights=(1, 1)), ValueError, "8 numbers"),
+    ("gaussians8", dict(weights=(1,) * 7 + (-1,)), ValueError, "weights\\[7\\]"),
+    ("gaussians8", dict(weights="uniform"), TypeError, "sequence of 8"),
+    ("subspaces", dict(dim=1), ValueError, "dim"),
+    ("subspaces", dict(k=0), ValueError, "k must"),
+    ("subspaces", dict(d=0), ValueError, "d must"),
+    ("subspaces", dict(dim=4, k=3, d=2), ValueError, "do not fit"),
+    ("subspaces", dict(noise=-0.1), ValueError, "noise"),
+    ("sequences", dict(length=1), ValueError, "length"),
+    ("sequences", dict(vocab=1), ValueError, "vocab"),
+    ("sequences", dict(vocab=4, branching=5), ValueError, "branching"),
     ("Moons", {}, ValueError, "valid names: moons, circles"),
     (3, {}, ValueError, "unknown dataset 3"),
 ]
@@ -266,10 +280,14 @@ _z = torch.randn(60, 5, generator=_g)
 _zy = torch.arange(60) % 3
 _clf = wb.models.MLP(in_dim=5, hidden=(8,), out_dim=3)
 _zds = Dataset(_z, _zy)
-_LOGIT = ("MSP", "MaxLogit", "Energy")
+_LOGIT = ("MSP", "MaxLogit", "Energy", "GEN", "KLMatching", "ODIN")
 
 
 def _make(name, **kw):
+    if name in O.HEAD_DETECTORS:  # fit_features needs the linear head on the 5-d features
+        kw.setdefault("head", (torch.randn(3, 5, generator=torch.Generator().manual_seed(3)), None))
+    if name in ("ViM", "Residual"):
+        kw.setdefault("dim", 2)
     if name == "PrototypeScore":
         protos = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
         return O.PrototypeScore(prototypes=protos, embed=lambda m, x: m.features(x)[:, :5], **kw)

@@ -248,10 +248,160 @@ def case_compare(blobs, ce_fit, **_):
                       controls=["smoothing", "members", "log y", "projection"])
 
 
+def case_calibration(blobs, ce_fit, **_):
+    model, _, _ = ce_fit
+    probs = wb.analyses.predict(model, blobs).probs
+    err = wb.analyses.calibration.ece(probs, blobs.y, n_bins=10)
+    proj = wb.analyses.project(wb.analyses.embed(model, blobs), method="pca")
+    view = wb.widgets.CalibrationView(err, proj, labels=blobs.y, set_sizes=torch.ones(len(blobs)))
+    traces = [("bar", "accuracy", 10), ("bar", "gap to confidence", 10), ("scatter", "perfect calibration", 2),
+              ("bar", "selected bin", 0)]
+    m = int(err.bins.index[0])
+    view.select_bin(m)
+    assert wb.widgets.CalibrationView(err, selected_bin=m).selected_bin == m
+    assert len(view.reliability.data[3].x) == 1 and len(view.histogram.data[1].x) == 1
+    assert view.bin_select.value.startswith(f"bin {m + 1}:")
+    assert sorted(view.map._highlight.tolist()) == view.bin_indices(m).tolist()
+    view.color_by("set size")
+    assert view.map.color_name == "set size"
+    view.select_bin(None)
+    assert len(view.map._highlight) == 0
+    return view, dict(traces=traces, figures=["reliability", "histogram", "map"], controls=["bin"])
+
+
+def case_protopnet(**_):
+    ds = wb.data.resize(wb.data.load("digits", n=60, seed=0), 16)
+    model = wb.models.ProtoPNet(n_classes=10, prototypes_per_class=1, prototype_dim=4, width=4, seed=0)
+    proj = wb.analyses.project_prototypes(model, ds)
+    ex = wb.analyses.explain_predictions(model, ds, range(3), projection=proj)
+    view = wb.widgets.ProtoPNetView(ex, top=3)
+    assert np.asarray(view.figure.data[0].z).shape == (3 * 17 - 1, 4 * 17 - 1)  # 3 rows x 4 tiles of 16 px
+    assert len(view.figure.layout.yaxis.ticktext) == 3
+    wf = view.waterfall.data[0]
+    assert list(wf.measure) == ["relative"] * 4 + ["total"]
+    assert np.isclose(wf.y[-1], float(ex.outputs[0, int(ex.pred[0])]), atol=1e-4)
+    assert np.isclose(sum(wf.y[:-1]), wf.y[-1], atol=1e-4)  # the contributions sum to the logit
+    view.set_image(2).set_class(4)
+    assert view.class_select.value == 4 and np.isclose(view.waterfall.data[0].y[-1], float(ex.outputs[2, 4]), atol=1e-4)
+    view.set_image(0).set_class(None)
+    traces = [("heatmap", None, None), ("scatter", "matched patch", 2 * 3 * 6)]
+    return view, dict(traces=traces, figures=["explanation", "contributions"], controls=["image", "class"])
+
+
+def case_gcd(**_):
+    g = np.random.default_rng(0)
+    x = np.concatenate([c + 0.3 * g.standard_normal((40, 2)) for c in ([0, 0], [4, 0], [0, 4], [4, 4])])
+    cls = np.repeat(np.arange(4), 40)
+    y = np.where((cls < 2) & (g.random(160) < 0.5), cls, -1)
+    fit = wb.analyses.fit_ss_gmm(torch.tensor(x), torch.tensor(y), k_init=6)
+    film = wb.analyses.gmm_film(fit.frames, torch.tensor(x).float(), cls, labelled=y >= 0)
+    view = wb.widgets.GCDView(film, true_k=4, frame=0)
+    assert view.frame == 0 and len(view.curve.data[0].x) == film.n_frames
+    view.set_frame(1)
+    assert len(view.figure.data[2].x) == int(film.k[1]) and view.slider.value == 1
+    view.set_color("class").set_color("component").set_frame(0)
+    traces = [("scattergl", "samples", 160), ("scatter", "split / merge", 0), ("scatter", "components", 6)]
+    return view, dict(traces=traces, figures=["map", "k"], controls=["frame", "play", "color"])
+
+
+def case_continual(**_):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 4
+    embs = [torch.randn(60, 5, generator=g) + y[:, None].float() * (1 + s) for s in range(3)]
+    tasks = [[0, 1], [2], [3]]
+    preds = torch.stack([torch.where(torch.rand(60, generator=g) < 0.7, y, 0) for _ in range(3)])
+    mats = wb.analyses.accuracy_matrices(preds, y, tasks)
+    drift = wb.analyses.prototype_drift(embs, y, seen=[[0, 1], [0, 1, 2], [0, 1, 2, 3]])
+    view = wb.widgets.ContinualView(drift, mats, metrics=mats.metrics(), session=0)
+    assert len(view.figure.data[2].x) == 2 and len(view.figure.data[1].x) == 0  # two prototypes, no paths yet
+    view.set_session(2)
+    assert len(view.figure.data[2].x) == 4 and list(view.heat.data[1].y)[:2] == [1.5, 1.5]
+    traces = [("scattergl", "test samples", 60), ("scatter", "prototype path", None), ("scatter", "prototypes", 4)]
+    return view, dict(traces=traces, figures=["drift", "matrix"], controls=["session", "play"])
+
+
+def case_guidance(blobs, **_):
+    den = wb.models.TimeMLP(dim=2, hidden=8, n_layers=1, time_dim=8, n_classes=3, seed=0)
+    ddpm = wb.methods.ConditionalDDPM(n_steps=4, schedule="linear")
+    fields = wb.analyses.guided_fields(den, ddpm, [1, 3], scales=(0.0, 1.0, 2.0), resolution=5)
+    sweep = wb.analyses.guidance_sweep(den, ddpm, blobs, scales=(0.0, 1.0, 2.0), n=24, steps=2)
+    view = wb.widgets.GuidanceView(fields, sweep, data=blobs)
+    assert (view.t, view.cls, view.scale) == (3, 0, 2.0)
+    traces = [("scattergl", "data", len(blobs)), ("scatter", "unguided score", 75), ("scattergl", "data", len(blobs)),
+              ("scatter", "guided score", 75), ("scattergl", "samples, other classes", 16),
+              ("scattergl", "samples of this class", 8)]
+    assert len(view.curves.data) == 4 and view.curves.layout.shapes[0].x0 == 2.0
+    return view, dict(traces=traces, figures=["fields", "curves"], controls=["t", "play", "class", "scale"])
+
+
+def case_discrete(**_):
+    d3pm = wb.methods.D3PM(2, 4, "absorbing")
+    model = wb.models.TokenDenoiser(16, d3pm.n_total, hidden=8, n_layers=1, time_dim=8, seed=0)
+    traj = wb.analyses.sample_discrete(model, d3pm, n=6, shape=(1, 4, 4), seed=0)
+    view = wb.widgets.DiscreteTrajectoryView(traj, n=4)
+    traces = [("heatmap", "states", None), ("heatmap", "decided at", None), ("scatter", "not final", 5),
+              ("scatter", "this frame", 1)]
+    assert view.frame == 4 and view.slider.max == 4
+    return view, dict(traces=traces, figures=["frames"], controls=["frame", "play"])
+
+
+def _pseudo_trace(frames=3, n=30):
+    g = torch.Generator().manual_seed(0)
+    conf = torch.rand(frames, n, generator=g)
+    labels = torch.randint(0, 4, (frames, n), generator=g)
+    truth = torch.randint(-1, 4, (n,), generator=g)
+    coords = torch.randn(frames, n, 2, generator=g)
+    return wb.analyses.pseudo_label_trace(torch.arange(frames) * 10, conf, labels, truth=truth, coords=coords,
+                                          threshold=0.5)
+
+
+def case_pseudo_labels(**_):
+    trace = _pseudo_trace()
+    view = wb.widgets.PseudoLabelView(trace)
+    keep = trace.confidence[-1] >= 0.5
+    wrong = int((keep & (trace.labels[-1] != trace.truth)).sum())
+    traces = [("scattergl", "unlabelled", 30), ("scattergl", "kept, wrong pseudo-label", wrong)]
+    assert [t.name for t in view.curve.data] == ["quantity: fraction kept", "quality: accuracy of the kept", "threshold"]
+    assert list(view.curve.data[2].x) == [0.5, 0.5] and len(view.curve.data[0].x) == len(trace.thresholds)
+    view.set_threshold(0.9)
+    assert list(view.curve.data[2].x) == [0.9, 0.9] and view.tau.value == pytest.approx(0.9)
+    assert len(view.map.data[1].x) == int(((trace.confidence[-1] >= 0.9) & (trace.labels[-1] != trace.truth)).sum())
+    view.set_frame(0)
+    np.testing.assert_allclose(np.asarray(view.map.data[0].x, dtype=float), trace.coords[0, :, 0].numpy(), rtol=1e-6)
+    assert "step 0" in view.map.layout.title.text and view.slider.value == 0
+    view.set_threshold(0.5)
+    view.set_frame(-1)
+    return view, dict(traces=traces, figures=["map", "tradeoff"], controls=["snapshot", "play", "threshold"])
+
+
+def case_synthetic_set(**_):
+    from workbench.recipes._synthetic import random_real_subset
+
+    digits = wb.data.load("digits", n=60, seed=0)
+    syn = random_real_subset(digits, 2, seed=0)
+    frames = torch.stack([syn.images, syn.images * 0.5, syn.images * 0.25])
+    smap = wb.analyses.synthetic_map(wb.models.DistillConvNet(width=4, seed=0), digits, frames, labels=syn.labels,
+                                     steps=[0, 5, 10], method="toy")
+    view = wb.widgets.SyntheticSetView(smap)
+    traces = [("scattergl", "real images", 60), ("scatter", "start (iteration 0)", 20),
+              ("scatter", "synthetic images", 20)] + [("scatter", None, 1)] * 10
+    z_last = np.asarray(view.images.data[0].z, dtype=float)
+    view.set_frame(0)
+    np.testing.assert_allclose(np.asarray(view.map.data[2].x, dtype=float), smap.coords[0, :, 0].numpy(), rtol=1e-6)
+    assert not np.allclose(np.asarray(view.images.data[0].z, dtype=float), z_last, equal_nan=True)
+    assert "iteration 0" in view.map.layout.title.text
+    view.set_frame(2)
+    return view, dict(traces=traces, figures=["map", "images"], controls=["iteration", "play"])
+
+
 CASES = {
     "EmbeddingView": case_embedding, "PrototypeView": case_prototypes, "OODLens": case_ood_lens,
     "TrajectoryView": case_trajectory, "LandscapeView": case_landscape, "DistillationView": case_distillation,
     "LiveTraining": case_live, "CompareView": case_compare, "LinkedMaps": case_linked,
+    "ProtoPNetView": case_protopnet, "GCDView": case_gcd, "ContinualView": case_continual,
+    "GuidanceView": case_guidance, "DiscreteTrajectoryView": case_discrete,
+    "PseudoLabelView": case_pseudo_labels, "SyntheticSetView": case_synthetic_set,
+    "CalibrationView": case_calibration,
     # the same views with their map drawn by jupyter-scatter
     "EmbeddingView[jscatter]": case_embedding_jscatter, "PrototypeView[jscatter]": case_prototypes_jscatter,
     "OODLens[jscatter]": case_ood_lens_jscatter, "LinkedMaps[jscatter]": case_linked_jscatter,

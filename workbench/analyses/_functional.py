@@ -4,7 +4,8 @@
   optional seeded subset of ``n_samples``;
 * ``functional_copy``: a copy of the model's modules in eval mode (parameters shared, never
   written), so that nothing the analysis does (modes, hooks, reparametrisation) touches the user's
-  objects; ``outputs_at`` runs it on a few samples;
+  objects; with ``bn="batch"`` its BatchNorm layers normalise with batch statistics
+  (``BatchStatistics``; see ``BN_MODES``); ``outputs_at`` runs it on a few samples;
 * ``param_dict`` / ``buffer_dict`` / ``check_directions``: parameters as dicts name -> tensor
   (the names of ``model.named_parameters()``); ``flatten`` / ``unflatten`` / ``norm_of``: the
   same as flat vectors (with optional leading batch dimensions) and their norm;
@@ -20,8 +21,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .._modes import eval_mode
 from ..data.dataset import Dataset
@@ -84,16 +87,67 @@ def prepare_data(data, device: torch.device, n_samples: int | None = None, seed:
 
 
 # ----------------------------------------------------------------------------- models
-def functional_copy(module: nn.Module) -> nn.Module:
+BN_MODES = ("eval", "batch")
+BN_HELP = ("'eval' (running statistics, as model.eval() uses them) or 'batch' (the statistics of each "
+           "evaluated batch, as in training, without updating the running statistics)")
+
+
+class BatchStatistics(nn.Module):
+    """A BatchNorm layer of an analysis copy for ``bn="batch"``: it normalises with the mean and
+    (biased) variance of the batch it is given, per channel, as a BatchNorm layer in train mode
+    does, and never writes its running statistics (kept as buffers under the same names, so
+    state dicts still map). Its affine parameters are the original layer's (shared)."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        self.register_parameter("weight", bn.weight)
+        self.register_parameter("bias", bn.bias)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, getattr(bn, name, None))
+        self.eps = bn.eps
+        self.kind = type(bn).__name__
+
+    def forward(self, x):
+        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, momentum=0.0, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, batch statistics, eps={self.eps}"
+
+
+def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule ``name`` (dotted) of ``root`` (an analysis copy, never the user's)."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+def check_bn(bn) -> str:
+    if not any(type(bn) is type(v) and bn == v for v in BN_MODES):
+        raise ValueError(f"unknown bn {bn!r}; valid: {BN_HELP}")
+    return bn
+
+
+def functional_copy(module: nn.Module, bn: str = "eval") -> nn.Module:
     """A structural copy in eval mode for ``functional_call``: the modules (and their mode flags,
     hooks, buffers) are copied, the parameters are shared, not copied — analyses always pass
     their own parameter tensors, so the user's are only ever read. The copy is taken while the
     module is in eval mode (``eval_mode`` restores every submodule's flag afterwards), so it is
-    in eval mode as ``module.eval()`` would set it, and the user's modules are left as they were.
-    Buffers are copied (eval-mode BatchNorm does not write them, but a custom module might)."""
+    in eval mode as ``module.eval()`` would set it (dropout off, BatchNorm on running statistics),
+    and the user's modules are left as they were. Buffers are copied (eval-mode BatchNorm does not
+    write them, but a custom module might). ``bn="batch"``: every BatchNorm layer of the copy is
+    replaced by ``BatchStatistics`` (batch statistics, nothing written); the rest stays in eval mode."""
+    check_bn(bn)
     memo = {id(p): p for p in module.parameters()}
     with eval_mode(module):
-        return copy.deepcopy(module, memo)
+        work = copy.deepcopy(module, memo)
+    if bn == "batch":
+        for name, m in list(work.named_modules()):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                set_submodule(work, name, BatchStatistics(m))
+    return work
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, BatchStatistics)) for m in module.modules())
 
 
 def outputs_at(work: nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, n: int = 4) -> torch.Tensor:
@@ -219,6 +273,28 @@ def declared_loss_form(method):
     return method.loss_form if isinstance(method, Method) else None
 
 
+def math_attention():
+    """Attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``) on PyTorch's
+    composite "math" kernel: the fused CPU/GPU kernels have no forward-mode derivative and no
+    double backward, which every Hessian-vector product needs; the math kernel computes the same
+    function with ordinary differentiable ops."""
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+def check_batch_blocks(work: nn.Module, n: int, block: int, bn: str) -> None:
+    """With batch statistics every sample block is a batch: a block of one sample has no
+    variance to normalise by (for 2-D features), so refuse it with a clear message."""
+    if bn != "batch" or not has_batchnorm(work):
+        return
+    last = n - (n - 1) // block * block
+    if min(block, last) < 2:
+        raise ValueError(
+            f"bn='batch' normalises each block of samples by its own statistics, but a block of {n} samples "
+            f"in batches of {block} has one of a single sample; pass a batch_size >= 2 that leaves no "
+            "single-sample batch (or batch_size=None: all samples at once), or bn='eval'"
+        )
+
+
 class LossFunction:
     """``f(params) -> mean loss`` over (x, y) for the model's parameters given as a dict.
 
@@ -227,15 +303,18 @@ class LossFunction:
     block sizes, so the value is the sample mean over the whole set. ``uses`` says whether the
     method's ``loss_from_outputs`` ("outputs") or its ``loss`` ("method.loss") is used; ``lfo``
     is that function (None for "method.loss"). The labels are checked against the method and
-    the model's outputs before anything is evaluated (``check_labels``).
+    the model's outputs before anything is evaluated (``check_labels``). ``bn``: see ``BN_MODES``
+    (with ``"batch"`` each block is one batch, so its statistics depend on ``batch_size``).
     """
 
-    def __init__(self, model: nn.Module, method, x, y, *, batch_size: int | None = None):
+    def __init__(self, model: nn.Module, method, x, y, *, batch_size: int | None = None, bn: str = "eval"):
         self.method = check_method(method)
-        self.work = functional_copy(model)
+        self.bn = check_bn(bn)
+        self.work = functional_copy(model, bn)
         self.x, self.y = x, y
         self.n = int(x.shape[0])
         self.batch_size = self.n if batch_size is None else max(1, min(int(batch_size), self.n))
+        check_batch_blocks(self.work, self.n, self.batch_size, bn)
         self.fixed = {**param_dict(self.work), **buffer_dict(self.work)}
         self.names = list(param_dict(self.work))
         self.lfo = outputs_loss(self.method)
@@ -251,12 +330,13 @@ class LossFunction:
 
     def block_loss(self, params: dict[str, torch.Tensor], xb, yb) -> torch.Tensor:
         state = {**self.fixed, **params}
-        if self.lfo is not None:
-            out = functional_call(self.work, state, (xb,))
-            return self.lfo(out, yb)
-        state = {f"model.{k}": v for k, v in state.items()}
-        loss, _ = functional_call(self.wrapper, state, (xb, yb))
-        return loss
+        with math_attention():
+            if self.lfo is not None:
+                out = functional_call(self.work, state, (xb,))
+                return self.lfo(out, yb)
+            state = {f"model.{k}": v for k, v in state.items()}
+            loss, _ = functional_call(self.wrapper, state, (xb, yb))
+            return loss
 
     def __call__(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.batch_size >= self.n:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ._functional import MethodLoss, functional_copy
+from ._functional import MethodLoss, flatten, functional_copy, unflatten
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +47,7 @@ class GridProblem:
     want_acc: bool = False  # is_logits, and the user's metrics do not define "acc" themselves
     memory: float = 256.0 * 2**20  # bytes
     batch_size: int | None = None
+    bn: str = "eval"  # "batch": a block is a batch (BatchNorm on its statistics), never split by memory
 
     @property
     def n(self) -> int:
@@ -68,19 +69,37 @@ class GridProblem:
         """(x, y) sample blocks: ``batch_size`` samples, or as many as fit the budget."""
         if self.batch_size is not None:
             b = int(self.batch_size)
+        elif self.bn == "batch":
+            b = self.n
         else:
             b = int(max(1.0, (self.memory - fixed_bytes)) // max(1.0, per_sample_bytes))
         b = max(1, min(self.n, b))
         for i in range(0, self.n, b):
             yield self.x[i : i + b], (None if self.y is None else self.y[i : i + b])
 
+    def __post_init__(self):
+        # origin and directions stacked as rows (k+1, P) when they share a dtype and device: a
+        # point's parameters are then one product (1, c) @ rows and views of it, instead of 2k
+        # small ops per parameter tensor (the per-point overhead that dominates small grids)
+        vals = [*self.origin.values(), *(v for d in self.dirs for v in d.values())]
+        names = list(self.origin)
+        same = (bool(vals) and all(v.dtype == vals[0].dtype and v.device == vals[0].device for v in vals)
+                and all(set(names) <= set(d) for d in self.dirs))
+        rows = torch.stack([flatten(d, names) for d in (self.origin, *self.dirs)]) if same else None
+        object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_shapes", {k: v.shape for k, v in self.origin.items()})
+
     def point_state(self, c: torch.Tensor) -> dict[str, torch.Tensor]:
         """Parameters (and buffers) at coefficients c (k,), built from the origin."""
-        state = {}
-        for name, v in self.origin.items():
-            for j in range(self.k):
-                v = v + c[j] * self.dirs[j][name]
-            state[name] = v
+        if self._rows is not None:
+            c1 = torch.cat([torch.ones_like(c[:1]), c]).to(self._rows.dtype)  # (k+1,)
+            state = unflatten(c1 @ self._rows, self._shapes, list(self._shapes))
+        else:
+            state = {}
+            for name, v in self.origin.items():
+                for j in range(self.k):
+                    v = v + c[j] * self.dirs[j][name]
+                state[name] = v
         bufs = dict(self.buffers)
         if self.bdirs is not None:
             for name, b in self.buffers.items():
@@ -128,8 +147,15 @@ class _OutputPoints:
         return self.chosen
 
     def _point(self, c, xb, yb):
+        return self.values(functional_call(self.pb.work, self.pb.point_state(c), (xb,)), yb)
+
+    def extra_floats(self) -> float:
+        """Floats per sample a strategy keeps beside the activations (none here)."""
+        return 0.0
+
+    def values(self, out, yb):
+        """(1 + metrics,) from one point's outputs: the loss, the correct count, user metrics."""
         pb = self.pb
-        out = functional_call(pb.work, pb.point_state(c), (xb,))
         vals = [pb.lfo(out, yb)]
         if pb.want_acc:
             vals.append((out.argmax(-1) == yb).sum().to(out.dtype))
@@ -140,7 +166,7 @@ class _OutputPoints:
     def evaluate(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
         pb = self.pb
         G = coeffs.shape[0]
-        per_sample = 4.0 * pb.activation_floats() * 2
+        per_sample = 4.0 * (pb.activation_floats() * 2 + self.extra_floats())
         n_params = sum(v.numel() for v in pb.origin.values())
         # one point's activations for a block must fit; vmap multiplies by K
         blocks = list(pb.blocks(per_sample, 4.0 * n_params * (pb.k + 2)))

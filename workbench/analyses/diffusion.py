@@ -2,7 +2,10 @@
 
 ``sample_trajectory(denoiser, ddpm, n, sampler=..., steps=..., seed=...)`` is the explicit
 sampling loop (diffusers' "write your own pipeline" shape): draw x_T, then for each timestep
-predict, step, record. It records x_t and the predicted clean sample x̂0 at every step (or every
+predict, step, record. Conditioning and guidance enter only the "predict": ``y=`` labels make a
+class-conditional denoiser conditional, and ``guidance=`` a scale (classifier-free guidance) or a
+guide (``wb.methods.ClassifierGuidance``, ``MinorityGuidance``, ``StudentScale``) replaces the
+denoiser call by the guided prediction. It records x_t and the predicted clean sample x̂0 at every step (or every
 ``record_every``-th) into preallocated tensors, so recording costs a copy per step and nothing
 more (``benchmarks/bench_trajectory.py`` measures it).
 
@@ -129,6 +132,8 @@ def sample_trajectory(
     shape=None,
     x_T: torch.Tensor | None = None,
     clip: float | None = None,
+    y=None,
+    guidance=None,
 ) -> Trajectory:
     """Run the reverse process for ``n`` samples and record it.
 
@@ -148,6 +153,10 @@ def sample_trajectory(
     shape: one sample's shape, if the denoiser does not tell (``TimeMLP`` does).
     x_T: start from these (N, *shape) states instead of drawing them.
     clip: clamp x̂0 to [−clip, clip] at each step (e.g. 1.0 for data in [−1, 1]).
+    y: class labels (an int or one per sample) for a class-conditional denoiser
+        (``wb.models.TimeMLP(n_classes=K)``); without ``guidance`` the plain conditional model.
+    guidance: a number s = classifier-free guidance at scale s (``wb.methods.CFG(s)``: 0 the
+        unconditional, 1 the conditional model), or a guide (``wb.methods.Guidance``).
     """
     if not isinstance(denoiser, nn.Module):
         raise TypeError(f"denoiser must be an nn.Module called as denoiser(x_t, t), got {type(denoiser).__name__}")
@@ -176,6 +185,7 @@ def sample_trajectory(
         rec = sorted(set(range(0, S, record_every)) | {S})
     slot = {s: j for j, s in enumerate(rec)}
 
+    predict = _predictor(denoiser, ddpm, y, guidance, n, device)
     g = torch.Generator(device=device).manual_seed(int(seed))
     if x_T is None:
         x = torch.randn((n, *shape), generator=g, device=device)
@@ -184,9 +194,9 @@ def sample_trajectory(
     X = torch.empty((len(rec), n, *shape), device=device)  # (F, N, *shape)
     X0 = torch.empty_like(X)
     tvec = torch.empty((n,), dtype=torch.long, device=device)
-    with eval_mode(denoiser, ddpm):
+    with eval_mode(denoiser, ddpm, guidance):
         for i, (t, t_prev) in enumerate(zip(ts_list, prevs)):
-            out = denoiser(x, tvec.fill_(t))
+            out = predict(x, tvec.fill_(t))
             st = ddpm.step(out, t, x, t_prev=t_prev, sampler=sampler, eta=eta, generator=g, clip=clip)
             j = slot.get(i)
             if j is not None:
@@ -201,8 +211,26 @@ def sample_trajectory(
         x=X.cpu(), x0_pred=X0.cpu(), timesteps=frames_t, sigmas=sig,
         step_index=torch.tensor(rec, dtype=torch.long), sampler=sampler, steps=S, eta=float(eta),
         seed=int(seed), record_every=record_every, spacing=spacing,
-        meta={"n_steps": int(ddpm.n_steps), "method": type(ddpm).__name__},
+        meta={"n_steps": int(ddpm.n_steps), "method": type(ddpm).__name__, "guidance": repr(guidance),
+              "y": None if y is None else torch.as_tensor(y).cpu()},
     )
+
+
+def _predictor(denoiser, ddpm, y, guidance, n, device):
+    """The loop's "predict": the denoiser, conditional on ``y``, or a guide (see ``sample_trajectory``)."""
+    from ..methods._guidance import Guidance, labels_for
+    from ..methods.cfg import CFG
+
+    if guidance is not None and not isinstance(guidance, Guidance):
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)):
+            raise TypeError(f"guidance must be a scale (a number) or a wb.methods guide, got {type(guidance).__name__}")
+        guidance = CFG(float(guidance))
+    yv = None if y is None else labels_for(y, n, device)
+    if guidance is not None:
+        return lambda x, t: guidance(denoiser, ddpm, x, t, yv)
+    if yv is not None:
+        return lambda x, t: denoiser(x, t, yv)
+    return denoiser
 
 
 def ddpm_device(ddpm) -> torch.device:

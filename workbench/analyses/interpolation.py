@@ -5,7 +5,9 @@ Goodfellow, Vinyals & Saxe, "Qualitatively characterizing neural network optimiz
 Mode Connectivity and the Lottery Ticket Hypothesis" (ICML 2020): the barrier height
 ``max_{t in [0, 1]} L(t) - ((1 - t) L(0) + t L(1))``. Floating-point buffers (BatchNorm running
 statistics) belong to their endpoints, so by default they are interpolated too (``"interpolate"``,
-the original loss-landscape code's ``--dir_type states``); ``"a"`` keeps model_a's.
+the original loss-landscape code's ``--dir_type states``); ``"a"`` keeps model_a's. ``bn="batch"``
+normalises with the evaluated batch's statistics instead (running statistics unused; see
+``landscape.py``); dropout is off either way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torch import nn
 
 from .._device import model_device
 from ._checks import check_choice, check_int, check_model, check_number, check_seed
-from ._functional import buffer_dict, check_method, param_dict, prepare_data
+from ._functional import buffer_dict, check_bn, check_method, param_dict, prepare_data
 from ._landscape_engine import GridEvaluator
 
 __all__ = ["interpolate", "Interpolation"]
@@ -30,7 +32,8 @@ class Interpolation:
     """Loss along ``(1 - t) θ_a + t θ_b``: ``ts``, ``loss``, ``metrics`` (e.g. ``"acc"``).
 
     ``barrier``: ``max_{t in [0,1]} L(t) - ((1 - t) L(0) + t L(1))`` (Frankle et al. 2020),
-    at ``barrier_t``; ``buffers``: ``"interpolate"`` (running statistics moved along too) or ``"a"``.
+    at ``barrier_t``; ``buffers``: ``"interpolate"`` (running statistics moved along too) or ``"a"``;
+    ``bn``: ``"eval"`` (running statistics) or ``"batch"`` (the batch's statistics).
     """
 
     ts: torch.Tensor
@@ -44,6 +47,7 @@ class Interpolation:
     data: str
     evaluator: str
     elapsed: float
+    bn: str = "eval"
 
     @property
     def accuracy(self) -> torch.Tensor | None:
@@ -53,7 +57,8 @@ class Interpolation:
         return (
             f"Interpolation({len(self.ts)} points, t∈[{float(self.ts[0]):.3g}, {float(self.ts[-1]):.3g}]; "
             f"loss(a)={self.loss_a:.4g}, loss(b)={self.loss_b:.4g}, barrier={self.barrier:.4g} at t={self.barrier_t:.3g}; "
-            f"buffers={self.buffers!r}; data {self.data}; {self.evaluator})"
+            f"buffers={self.buffers!r}{', BatchNorm on batch statistics' if self.bn == 'batch' else ''}; "
+            f"data {self.data}; {self.evaluator})"
         )
 
 
@@ -92,12 +97,16 @@ def interpolate(
     metrics: dict | None = None,
     evaluator: str = "auto",
     memory_mb: float = 256.0,
+    batch_size: int | None = None,
+    bn: str = "eval",
 ) -> Interpolation:
     """Loss (and accuracy) along the straight line from ``model_a`` (t=0) to ``model_b`` (t=1).
 
     ``t_range`` may extend past [0, 1] (e.g. (-0.5, 1.5)); t = 0 and 1 are always on the grid.
     ``buffers``: ``"interpolate"`` moves floating-point buffers (BatchNorm running statistics)
-    along the line too; ``"a"`` keeps model_a's. Neither model is changed.
+    along the line too; ``"a"`` keeps model_a's. ``bn``: ``"eval"`` (default, running statistics)
+    or ``"batch"`` (each batch's statistics: all samples, or blocks of ``batch_size``). Neither
+    model is changed.
     """
     t0 = time.perf_counter()
     check_model(model_a, "model_a")
@@ -105,6 +114,7 @@ def interpolate(
     method = check_method(method)
     check_seed(seed)
     check_choice(buffers, "buffers", ("interpolate", "a"))
+    check_bn(bn)
     steps = check_int(steps, "steps", minimum=2, example=21)
     lo, hi = _check_t_range(t_range)
     pa, pb = _same_structure(model_a, model_b)
@@ -117,7 +127,7 @@ def interpolate(
             bdirs = [diff]
     x, y, info = prepare_data(data, model_device(model_a), n_samples, seed)
     ev = GridEvaluator(model_a, method, x, y, [d], buffer_directions=bdirs, metrics=metrics,
-                       evaluator=evaluator, memory_mb=memory_mb)
+                       evaluator=evaluator, memory_mb=memory_mb, batch_size=batch_size, bn=bn)
     ts = torch.linspace(lo, hi, steps, dtype=torch.float64)
     ts = torch.unique(torch.cat([ts, torch.tensor([0.0, 1.0], dtype=torch.float64)]))
     vals = ev(ts[:, None])
@@ -132,5 +142,5 @@ def interpolate(
     return Interpolation(
         ts=ts.float(), loss=loss, metrics=vals, barrier=float(excess[j]), barrier_t=float(ts[j]),
         loss_a=la, loss_b=lb, buffers=buffers, data=str(info), evaluator=ev.name,
-        elapsed=time.perf_counter() - t0,
+        elapsed=time.perf_counter() - t0, bn=bn,
     )

@@ -19,6 +19,13 @@ Where this differs from the anchors, on purpose:
   evaluation is in eval mode on a copy (the original's ``--dir_type weights``). For
   ``interpolate`` the floating-point buffers are interpolated too by default (``"states"``),
   because running statistics belong to their endpoints;
+* BatchNorm, explicitly (``bn=``): ``"eval"`` (default) evaluates the loss at every point with
+  the model's running statistics, i.e. the network the model is in eval mode, as used after
+  training; ``"batch"`` normalises every layer with the statistics of the evaluated batch (all
+  samples at once, or blocks of ``batch_size``), as in a training step, at every point: the loss
+  the optimiser saw, whose landscape is smoother where weights move the statistics. Neither writes
+  the running statistics; dropout is off in both (the rest of the model is in eval mode). The
+  original code evaluates in train mode, i.e. ``"batch"`` with its own batch size;
 * loss-landscapes 3.0.6 (PyPI) differs again: uniform U[0,1] directions, filter normalisation
   applied to biases element by element, a global rescale to ``||θ|| / (distance · steps)`` per
   step (the inverted ``distance`` scaling) and a snake walk that stores every odd row shifted by
@@ -36,7 +43,15 @@ from torch import nn
 
 from .._device import model_device
 from ._checks import check_int, check_model, check_number, check_seed
-from ._functional import check_directions, check_method, param_dict, prepare_data, to_cpu_dict
+from ._functional import (
+    BN_MODES,
+    check_bn,
+    check_directions,
+    check_method,
+    param_dict,
+    prepare_data,
+    to_cpu_dict,
+)
 from ._landscape_engine import EVALUATORS, GridEvaluator, evaluate_states
 from .interpolation import Interpolation, interpolate
 from .landscape_directions import (
@@ -53,7 +68,7 @@ __all__ = [
     "random_directions", "normalize_directions", "path_directions", "PathDirections",
     "loss_slice_1d", "loss_slice_2d", "interpolate", "project_path",
     "LossLine", "LossSurface", "Interpolation", "TrainingPath", "NORMALIZATIONS", "BIAS_POLICIES",
-    "EVALUATORS",
+    "EVALUATORS", "BN_MODES",
 ]
 
 
@@ -72,7 +87,8 @@ class LossSurface:
     ``metrics``: other (steps x steps) values, e.g. ``"acc"``; ``directions``: (d1, d2) as CPU
     dicts; ``normalization``/``bias``: how they were scaled (axis units: with ``"filter"``, α = 1
     moves every filter by its own norm); ``origin_loss``: the plain loss at θ (equals the centre);
-    ``path``: a ``TrainingPath`` when snapshots were given; ``evaluator``: which evaluator ran.
+    ``path``: a ``TrainingPath`` when snapshots were given; ``evaluator``: which evaluator ran;
+    ``bn``: the BatchNorm statistics used (``"eval"``: running, ``"batch"``: the batch's).
     """
 
     alphas: torch.Tensor
@@ -90,6 +106,7 @@ class LossSurface:
     path: TrainingPath | None = None
     direction_kind: str = "random"
     info: dict[str, Any] = field(default_factory=dict)
+    bn: str = "eval"
 
     @property
     def accuracy(self) -> torch.Tensor | None:
@@ -103,6 +120,7 @@ class LossSurface:
         acc = self.accuracy
         a = f", acc {_fmt_range(acc)}" if acc is not None else ""
         p = f", path of {len(self.path)} snapshots" if self.path is not None else ""
+        p += ", BatchNorm on batch statistics" if self.bn == "batch" else ""
         return (
             f"LossSurface({len(self.alphas)}x{len(self.betas)}, α∈[{float(self.alphas[0]):.3g}, "
             f"{float(self.alphas[-1]):.3g}], β∈[{float(self.betas[0]):.3g}, {float(self.betas[-1]):.3g}], "
@@ -113,7 +131,8 @@ class LossSurface:
 
 @dataclass(frozen=True, eq=False)
 class LossLine:
-    """A 1-D slice ``L(θ + α d)``: ``alphas`` (steps,), ``loss`` (steps,), ``metrics``."""
+    """A 1-D slice ``L(θ + α d)``: ``alphas`` (steps,), ``loss`` (steps,), ``metrics``; ``bn`` as
+    for ``LossSurface``."""
 
     alphas: torch.Tensor
     loss: torch.Tensor
@@ -127,16 +146,18 @@ class LossLine:
     evaluator: str
     elapsed: float
     direction_kind: str = "random"
+    bn: str = "eval"
 
     @property
     def accuracy(self) -> torch.Tensor | None:
         return self.metrics.get("acc")
 
     def __repr__(self) -> str:
+        b = ", BatchNorm on batch statistics" if self.bn == "batch" else ""
         return (
             f"LossLine({len(self.alphas)} points, α∈[{float(self.alphas[0]):.3g}, {float(self.alphas[-1]):.3g}], "
             f"{self.direction_kind} direction, normalization={self.normalization!r}; loss {_fmt_range(self.loss)} "
-            f"(centre {self.origin_loss:.4g}); data {self.data}; {self.evaluator}, {self.elapsed:.2f} s)"
+            f"(centre {self.origin_loss:.4g}){b}; data {self.data}; {self.evaluator}, {self.elapsed:.2f} s)"
         )
 
 
@@ -189,7 +210,9 @@ def _axis(span: float, steps: int) -> torch.Tensor:
 
 def _plain_loss(evaluator: GridEvaluator) -> float:
     """The loss at the origin by a plain forward of the copy (the test oracle for the centre)."""
-    st = evaluate_states(evaluator.work, evaluator.method, evaluator.x, evaluator.y, [{}])
+    pb = evaluator.problem
+    st = evaluate_states(evaluator.work, evaluator.method, evaluator.x, evaluator.y, [{}],
+                         batch_size=pb.batch_size, bn=pb.bn)
     return float(st["loss"][0])
 
 
@@ -215,11 +238,12 @@ def _resolve_directions(model, directions, n, seed, normalization, bias, path):
     return dirs, kind, normalization, (bias if normalization is not None else None), None
 
 
-def _common_checks(model, method, seed, normalization, bias):
+def _common_checks(model, method, seed, normalization, bias, bn):
     check_model(model)
     method = check_method(method)
     check_seed(seed)
     check_policy(normalization, bias)
+    check_bn(bn)
     return method
 
 
@@ -240,6 +264,7 @@ def loss_slice_2d(
     evaluator: str = "auto",
     memory_mb: float = 256.0,
     batch_size: int | None = None,
+    bn: str = "eval",
 ) -> LossSurface:
     """The loss over a centred ``steps x steps`` grid ``θ + α d1 + β d2``, α, β in [-span, span].
 
@@ -254,11 +279,14 @@ def loss_slice_2d(
     metrics: extra ``{name: fn(outputs, y) -> mean}``; accuracy ``"acc"`` is added for logits.
     path: snapshots of a fit (``history`` or ``history.snapshots``) to project onto the plane.
     evaluator: ``"auto"`` (see ``_landscape_engine``), ``"mlp-loop"``, ``"mlp-batched"``,
-        ``"vmap"`` or ``"loop"``; ``memory_mb`` bounds the working memory, ``batch_size`` the
-        samples per block.
+        ``"fold"``, ``"vmap"`` or ``"loop"``; ``memory_mb`` bounds the working memory,
+        ``batch_size`` the samples per block.
+    bn: ``"eval"`` (default: BatchNorm on its running statistics at every point) or ``"batch"``
+        (on the statistics of the evaluated batch: all samples, or blocks of ``batch_size``);
+        see the module docstring. Dropout is off either way; the model is never changed.
     """
     t0 = time.perf_counter()
-    method = _common_checks(model, method, seed, normalization, bias)
+    method = _common_checks(model, method, seed, normalization, bias, bn)
     sa_steps, sb_steps = _grid_steps(steps)
     spans = _span_form(span)
     if spans == "auto" and path is None:
@@ -268,8 +296,8 @@ def loss_slice_2d(
     )
     x, y, info = prepare_data(data, model_device(model), n_samples, seed)
     ev = GridEvaluator(model, method, x, y, list(dirs), metrics=metrics, evaluator=evaluator,
-                       memory_mb=memory_mb, batch_size=batch_size)
-    tpath = None if path is None else project_path(path, model, method, (x, y), dirs, evaluator=ev)
+                       memory_mb=memory_mb, batch_size=batch_size, bn=bn)
+    tpath = None if path is None else project_path(path, model, method, (x, y), dirs, evaluator=ev, bn=bn)
     if spans == "auto":  # the path's extent, +25 %
         spans = tuple(float(max(e, 1e-6)) for e in tpath.coords.abs().max(0).values * 1.25)
     alphas, betas = _axis(spans[0], sa_steps), _axis(spans[1], sb_steps)
@@ -282,7 +310,7 @@ def loss_slice_2d(
         directions=tuple(to_cpu_dict(d) for d in dirs), seed=seed_used, normalization=norm_used,
         bias=bias_used, origin_loss=_plain_loss(ev), data=str(info), evaluator=ev.name,
         elapsed=time.perf_counter() - t0, path=tpath, direction_kind=kind,
-        info={"n_samples": info.n_samples, "timings": ev.timings},
+        info={"n_samples": info.n_samples, "timings": ev.timings}, bn=bn,
     )
 
 
@@ -302,6 +330,7 @@ def loss_slice_1d(
     evaluator: str = "auto",
     memory_mb: float = 256.0,
     batch_size: int | None = None,
+    bn: str = "eval",
 ) -> LossLine:
     """The loss along a centred line ``θ + α d``, α in [-span, span] (``steps`` odd).
 
@@ -310,7 +339,7 @@ def loss_slice_1d(
     ``normalization=None``); see ``loss_slice_2d`` for the other arguments.
     """
     t0 = time.perf_counter()
-    method = _common_checks(model, method, seed, normalization, bias)
+    method = _common_checks(model, method, seed, normalization, bias, bn)
     steps = _check_steps(steps)
     span = _check_span(span)
     dirs, kind, norm_used, bias_used, seed_used = _resolve_directions(
@@ -318,12 +347,12 @@ def loss_slice_1d(
     )
     x, y, info = prepare_data(data, model_device(model), n_samples, seed)
     ev = GridEvaluator(model, method, x, y, list(dirs), metrics=metrics, evaluator=evaluator,
-                       memory_mb=memory_mb, batch_size=batch_size)
+                       memory_mb=memory_mb, batch_size=batch_size, bn=bn)
     alphas = _axis(span, steps)
     vals = ev(alphas[:, None])
     loss = vals.pop("loss")
     return LossLine(
         alphas=alphas.float(), loss=loss, metrics=vals, direction=to_cpu_dict(dirs[0]), seed=seed_used,
         normalization=norm_used, bias=bias_used, origin_loss=_plain_loss(ev), data=str(info),
-        evaluator=ev.name, elapsed=time.perf_counter() - t0, direction_kind=kind,
+        evaluator=ev.name, elapsed=time.perf_counter() - t0, direction_kind=kind, bn=bn,
     )

@@ -19,6 +19,7 @@ from torch import nn
 from .._device import model_device
 from ._checks import check_int, check_model, check_seed
 from ._functional import (
+    check_bn,
     check_directions,
     check_method,
     flatten,
@@ -162,12 +163,15 @@ class TrainingPath:
 
 
 def project_path(path, model: nn.Module, method, data, directions, *, n_samples: int | None = None,
-                 seed: int = 0, evaluator=None) -> TrainingPath:
+                 seed: int = 0, evaluator=None, bn: str = "eval", batch_size: int | None = None) -> TrainingPath:
     """Project a fit's snapshots onto the plane of ``directions`` (d1, d2) around the model.
-    ``evaluator``: a ``GridEvaluator`` for the plane to reuse (internal), else one is built."""
+    ``evaluator``: a ``GridEvaluator`` for the plane to reuse (internal), else one is built.
+    ``bn``: ``"eval"`` (each snapshot with its own running statistics, the plane with the model's)
+    or ``"batch"`` (batch statistics; see ``loss_slice_2d``); ``batch_size``: samples per block."""
     check_model(model)
     method = check_method(method)
     check_seed(seed)
+    check_bn(bn)
     steps, states = path_states(path)
     params = param_dict(model)
     names = list(params)
@@ -186,9 +190,10 @@ def project_path(path, model: nn.Module, method, data, directions, *, n_samples:
     dn = delta.norm(dim=1)
     rel = torch.where(dn > 0, resid / dn.clamp_min(1e-300), torch.zeros_like(dn))
     x, y, _ = prepare_data(data, dev, n_samples, seed)
-    if evaluator is None:
-        evaluator = GridEvaluator(model, method, x, y, dirs)  # checks the labels against the method
-    true = evaluate_states(model, method, x, y, states)
+    if evaluator is None:  # checks the labels against the method
+        evaluator = GridEvaluator(model, method, x, y, dirs, bn=bn, batch_size=batch_size)
+    pb = evaluator.problem
+    true = evaluate_states(model, method, x, y, states, batch_size=pb.batch_size, bn=pb.bn)
     plane = evaluator(coef)["loss"]
     return TrainingPath(
         steps=steps, coords=coef.float().cpu(), residual=resid.float().cpu(),

@@ -14,19 +14,22 @@ from .builtin import BUILTIN
 from .dataset import Dataset, concat
 from .embeddings import Embeddings, images_of
 from .files import from_files
+from .resize import resize
 from .torchdata import from_torch
 
 NAMES = tuple(BUILTIN)
 
-__all__ = ["Dataset", "load", "ood_split", "concat", "NAMES", "Embeddings", "from_files", "from_torch",
-           "images_of"]
+__all__ = ["Dataset", "load", "ood_split", "concat", "resize", "NAMES", "Embeddings", "from_files",
+           "from_torch", "images_of"]
 
 
 def load(name: str, n: int | None = None, seed: int = 0, **options) -> Dataset:
     """Load a built-in data set by name.
 
     ``name``: one of moons, circles, gaussians8, gaussian_grid, swiss_roll, spirals,
-    checkerboard (2-D toys), digits (sklearn's 8x8 images), mnist1d (1-D signals).
+    checkerboard (2-D toys), subspaces (a union of low-dimensional subspaces), sequences
+    (categorical Markov-chain sequences), digits (sklearn's 8x8 images), mnist1d (1-D signals),
+    multi_digits (a multi-label set: 8x16 images holding one or two digits, (N, 10) 0/1 labels).
     ``n``: number of samples (toys default 2000, digits all 1797, mnist1d 5000).
     ``options``: generator-specific keywords (e.g. ``noise=`` or ``k=`` for gaussian_grid).
     """
@@ -68,6 +71,9 @@ def ood_split(
             f"ood_split takes a wb.data.Dataset or wb.data.Embeddings, got {type(ds).__name__}; wrap arrays "
             "with wb.data.Dataset.from_arrays(x, y)"
         )
+    if ds.y is not None and ds.multilabel:
+        raise ValueError("ood_split holds out whole classes of a single-label set; this set is "
+                         "multi-label (y of shape (N, C)), where a sample can carry several classes")
     ood, id_classes, is_ood, remap = _ood_plan(ds.y, ood_classes, frac, seed)
     id_part = ds.subset(~is_ood)
     id_part = replace(

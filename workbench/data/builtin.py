@@ -6,7 +6,8 @@ scale diffusion schedules assume. ``digits`` are scikit-learn's 1797 real 8x8 im
 to [0, 1]. ``mnist1d`` is an MNIST-1D-style set of 1-D signals generated here from ten
 hand-made templates with the published recipe's steps (pad, scale, shift, shear, correlated
 and i.i.d. noise, resample to 40 points); the templates are our own, so accuracies are
-comparable in spirit, not digit-for-digit, with Greydanus' MNIST-1D.
+comparable in spirit, not digit-for-digit, with Greydanus' MNIST-1D. ``multi_digits`` is a
+small multi-label set: 8x16 images holding one or two of those digits, with (N, 10) 0/1 labels.
 """
 
 from __future__ import annotations
@@ -88,20 +89,52 @@ def circles(n: int = DEFAULT_N, seed: int = 0, noise: float = 0.04, factor: floa
     return _finish(x / scale, y, "circles", "points", ["outer", "inner"], {"noise": noise, "factor": factor})
 
 
-def gaussians8(n: int = DEFAULT_N, seed: int = 0, radius: float = 2.0, std: float = 0.1) -> Dataset:
-    """Eight Gaussians on a circle (label = mode)."""
+def gaussians8(n: int = DEFAULT_N, seed: int = 0, radius: float = 2.0, std: float = 0.1, weights=None) -> Dataset:
+    """Eight Gaussians on a circle (label = mode).
+
+    ``weights``: 8 non-negative mode weights (normalised) for an imbalanced mixture, e.g.
+    ``(1, 1, 1, 1, 1, 1, 0.1, 0.1)`` makes modes 6 and 7 rare; each mode then gets exactly its
+    share of the ``n`` samples (largest remainders first). Default: balanced.
+    """
     rng = _rng(n, seed)
     radius = _positive(radius, "radius", "the radius of the circle the modes sit on, e.g. 2.0")
     std = _positive(std, "std", "each mode's standard deviation, e.g. 0.1")
-    y = _balanced_labels(n, 8, rng)
+    if weights is None:
+        y = _balanced_labels(n, 8, rng)
+    else:
+        w = _mode_weights(weights, 8)
+        y = _weighted_labels(n, w, rng)
     ang = np.arange(8) * 2 * math.pi / 8
     centres = radius * np.stack([np.cos(ang), np.sin(ang)], 1)
     scale = math.sqrt(radius**2 / 2 + std**2)
     x = centres[y] + std * rng.standard_normal((n, 2))
-    return _finish(
-        x / scale, y, "gaussians8", "points", [f"mode {i}" for i in range(8)],
-        {"centres": torch.tensor(centres / scale, dtype=torch.float32), "std": std / scale},
-    )
+    meta = {"centres": torch.tensor(centres / scale, dtype=torch.float32), "std": std / scale}
+    if weights is not None:
+        meta["weights"] = torch.tensor(w, dtype=torch.float32)
+    return _finish(x / scale, y, "gaussians8", "points", [f"mode {i}" for i in range(8)], meta)
+
+
+def _mode_weights(weights, k: int) -> np.ndarray:
+    hint = f"pass {k} non-negative mode weights, e.g. (1, 1, 1, 1, 1, 1, 0.1, 0.1)"
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise TypeError(f"weights must be a sequence of {k} numbers, got {weights!r}; {hint}")
+    if len(weights) != k:
+        raise ValueError(f"weights must hold {k} numbers (one per mode), got {len(weights)}; {hint}")
+    w = np.array([check_number(v, f"weights[{i}]", min=0, hint=hint) for i, v in enumerate(weights)], dtype=np.float64)
+    if w.sum() <= 0:
+        raise ValueError(f"weights must not all be zero; {hint}")
+    return w / w.sum()
+
+
+def _weighted_labels(n: int, w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exactly round(n·w) labels per class (largest remainders take the leftovers), shuffled."""
+    quota = n * w
+    take = np.floor(quota).astype(int)
+    short = n - int(take.sum())
+    take[np.argsort(-(quota - take), kind="stable")[:short]] += 1
+    y = np.repeat(np.arange(len(w)), take)
+    rng.shuffle(y)
+    return y
 
 
 def gaussian_grid(n: int = DEFAULT_N, seed: int = 0, k: int = 5, spacing: float = 2.0, std: float = 0.05) -> Dataset:
@@ -169,6 +202,67 @@ def checkerboard(n: int = DEFAULT_N, seed: int = 0, cells: int = 4) -> Dataset:
     return _finish(x / scale, y, "checkerboard", "points", [f"square {i}" for i in range(len(dark))], {"cells": cells})
 
 
+# --------------------------------------------------------------------------- structured vectors
+def subspaces(n: int = DEFAULT_N, seed: int = 0, dim: int = 16, k: int = 3, d: int = 2, noise: float = 0.0) -> Dataset:
+    """A union of ``k`` mutually orthogonal ``d``-dimensional linear subspaces of R^``dim``
+    (label = subspace), the mixture of low-rank Gaussians (MoLRG) of Wang, Zhang, Zhang, Chen,
+    Ma & Qu 2024, "Diffusion Models Learn Low-Dimensional Distributions via Subspace Clustering".
+
+    One random orthogonal ``dim`` × ``dim`` matrix is drawn and subspace j gets its columns
+    j·d..(j+1)·d − 1 (as the paper's code does); a sample of subspace j is U_j a with
+    a ~ N(0, s² I_d), s = √(dim/d), so that E‖x‖²/dim = 1 (the unit scale diffusion schedules
+    assume), plus isotropic ``noise`` (a standard deviation; 0 = exactly on the subspaces).
+    ``meta["bases"]``: the (k, dim, d) orthonormal bases U_j; ``meta["scale"]``: s.
+    """
+    rng = _rng(n, seed)
+    dim = check_int(dim, "dim", min=2, hint="the ambient dimension, e.g. 16")
+    k = check_int(k, "k", min=1, hint="the number of subspaces (= classes), e.g. 3")
+    d = check_int(d, "d", min=1, hint="each subspace's dimension, e.g. 2")
+    if k * d > dim:
+        raise ValueError(f"k * d = {k * d} orthogonal directions do not fit in dim = {dim}; lower k or d, or raise dim")
+    noise = _noise(noise)
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    q = q * np.sign(np.diag(r))  # a Haar-random orthogonal matrix
+    bases = np.stack([q[:, j * d:(j + 1) * d] for j in range(k)])  # (k, dim, d)
+    y = _balanced_labels(n, k, rng)
+    s = math.sqrt(dim / d)
+    a = s * rng.standard_normal((n, d))
+    x = np.einsum("nij,nj->ni", bases[y], a) + noise * rng.standard_normal((n, dim))
+    return _finish(x, y, "subspaces", "vector", [f"subspace {j}" for j in range(k)],
+                   {"bases": torch.tensor(bases, dtype=torch.float32), "scale": s, "noise": noise, "d": d})
+
+
+def sequences(n: int = DEFAULT_N, seed: int = 0, length: int = 16, vocab: int = 6, branching: int = 2) -> Dataset:
+    """Categorical sequences from a sparse first-order Markov chain (for discrete diffusion).
+
+    A chain over ``vocab`` tokens is drawn once from ``seed``: each token has ``branching``
+    allowed successors (random, other than itself unless ``branching`` = ``vocab``, with
+    Dirichlet(2) weights) and the start token is uniform.
+    ``x``: (N, length) float tensor of integer tokens; label = the first token.
+    ``meta``: ``vocab``, ``transition`` (vocab × vocab) and ``initial`` (vocab,) probabilities, so
+    a sample's log-likelihood and the share of its transitions the chain allows can be checked.
+    """
+    rng = _rng(n, seed)
+    length = check_int(length, "length", min=2, hint="tokens per sequence, e.g. 16")
+    vocab = check_int(vocab, "vocab", min=2, hint="the number of distinct tokens, e.g. 6")
+    branching = check_int(branching, "branching", min=1, max=vocab, hint=f"allowed successors per token, 1..{vocab}")
+    P = np.zeros((vocab, vocab))
+    for i in range(vocab):
+        others = np.array([j for j in range(vocab) if j != i]) if branching < vocab else np.arange(vocab)
+        succ = rng.choice(others, size=branching, replace=False)
+        P[i, succ] = rng.dirichlet(np.full(branching, 2.0))
+    init = np.full(vocab, 1.0 / vocab)
+    x = np.empty((n, length), dtype=np.int64)
+    x[:, 0] = rng.choice(vocab, size=n, p=init)
+    cum = np.cumsum(P, 1)
+    for j in range(1, length):
+        u = rng.uniform(size=n)
+        x[:, j] = np.minimum((u[:, None] > cum[x[:, j - 1]]).sum(1), vocab - 1)
+    return _finish(x.astype(np.float32), x[:, 0], "sequences", "vector", [f"starts with {i}" for i in range(vocab)],
+                   {"vocab": vocab, "transition": torch.tensor(P, dtype=torch.float32),
+                    "initial": torch.tensor(init, dtype=torch.float32)})
+
+
 # --------------------------------------------------------------------------- real images
 def digits(n: int | None = None, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits: (N, 1, 8, 8) in [0, 1], 1797 samples.
@@ -192,6 +286,50 @@ def digits(n: int | None = None, seed: int = 0) -> Dataset:
     if n is not None and n < total:
         ds = ds.subset(_stratified_subset(ds.y, n, seed))
     return ds
+
+
+def multi_digits(n: int | None = None, seed: int = 0, p_two: float = 0.5) -> Dataset:
+    """A small multi-label set made from scikit-learn's digits: (N, 1, 8, 16) images in [0, 1]
+    holding one or two digits side by side, labels (N, 10) of 0/1 (which digits are present).
+
+    The 1797 real digit images are shuffled (``seed``) and dealt out in order: each composite
+    takes two of them with probability ``p_two``, else one (placed in a random half; the other
+    half is blank). **Every source image is used exactly once**, so no split of this set shares
+    a digit image between its parts. Two digits of the same class give one positive label.
+    With the default ``p_two = 0.5`` there are about 1170 composites, about half of them with
+    one positive label and half with two; ``n`` takes the first ``n`` of them (``n=None``: all). ``meta["n_digits"]`` holds how many digits each image has.
+    """
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(check_seed(seed))
+    p_two = check_number(p_two, "p_two", min=0, max=1,
+                         hint="the probability that an image holds two digits instead of one, e.g. 0.5")
+    d = load_digits()
+    imgs = d.images.astype(np.float32) / 16.0  # (1797, 8, 8)
+    order = rng.permutation(len(imgs))
+    two = rng.random(len(imgs)) < p_two     # one draw per composite, in order
+    slot = rng.integers(0, 2, len(imgs))    # where a lone digit goes
+    groups, i = [], 0
+    while i < len(order):
+        k = 2 if (two[len(groups)] and i + 1 < len(order)) else 1
+        groups.append(order[i : i + k])
+        i += k
+    total = len(groups)
+    if n is not None:
+        check_int(n, "n", min=1, max=total,
+                  hint=f"with p_two={p_two} and seed={seed} the 1797 digit images make {total} composites; pass n <= {total} or n=None")
+        groups = groups[:n]
+    x = np.zeros((len(groups), 1, 8, 16), dtype=np.float32)
+    y = np.zeros((len(groups), 10), dtype=np.int64)
+    for j, g in enumerate(groups):
+        if len(g) == 2:
+            x[j, 0, :, :8], x[j, 0, :, 8:] = imgs[g[0]], imgs[g[1]]
+        else:
+            x[j, 0, :, 8 * slot[j] : 8 * slot[j] + 8] = imgs[g[0]]
+        y[j, d.target[g]] = 1
+    n_digits = torch.tensor([len(g) for g in groups])
+    return _finish(x, y, "multi_digits", "image", [str(i) for i in range(10)],
+                   {"p_two": p_two, "n_digits": n_digits})
 
 
 def _stratified_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -292,6 +430,9 @@ BUILTIN = {
     "swiss_roll": swiss_roll,
     "spirals": spirals,
     "checkerboard": checkerboard,
+    "subspaces": subspaces,
+    "sequences": sequences,
     "digits": digits,
     "mnist1d": mnist1d,
+    "multi_digits": multi_digits,
 }

@@ -47,9 +47,31 @@ def _guess_kind(x: torch.Tensor) -> str:
     return "vector"
 
 
+def _check_multilabel(y: torch.Tensor, classes) -> None:
+    """(N, C) multi-label targets: C >= 1 columns of 0/1 (and one name per column if named)."""
+    if y.shape[1] < 1:
+        raise ValueError("multi-label y of shape (N, 0) has no classes; pass (N, C) with C >= 1")
+    if not y.is_meta and y.numel() and bool(((y != 0) & (y != 1)).any()):
+        raise ValueError(
+            "multi-label y (shape (N, C)) must hold 0/1 indicators; class indices go in a flat (N,) y"
+        )
+    if classes is not None and len(classes) != y.shape[1]:
+        raise ValueError(
+            f"multi-label y has {y.shape[1]} columns but {len(classes)} class names were given; "
+            "pass one name per column"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Inputs ``x`` (float32, first axis = samples) and labels ``y`` (int64, ``-1`` = OOD/unknown).
+
+    **Multi-label sets**: ``y`` may instead be an (N, C) int64 tensor of 0/1 indicators (sample
+    i carries every class c with ``y[i, c] == 1``; a row of zeros is allowed, -1 is not);
+    ``multilabel`` is then True and ``n_classes`` is C. Splits stratify by the label set
+    (every distinct row is one stratum). Methods and analyses built for one class per sample
+    (cross-entropy, OOD splits, class-coloured maps) refuse such labels; train them with
+    ``wb.methods.AsymmetricLoss``, whose ``evaluate`` reports mAP and subset accuracy.
 
     ``kind`` says what the samples are (``"points"`` 2-D toys, ``"image"`` (N, C, H, W),
     ``"signal"`` (N, C, L), ``"vector"``); augmentations and views use it. ``y`` may be None
@@ -88,8 +110,10 @@ class Dataset:
         if y is not None:
             if not isinstance(y, torch.Tensor):
                 raise TypeError(f"Dataset.y must be a torch.Tensor or None, got {type(y).__name__}")
-            if y.ndim != 1:
-                raise ValueError(f"Dataset.y must have shape (N,), got {tuple(y.shape)}")
+            if y.ndim not in (1, 2):
+                raise ValueError(
+                    f"Dataset.y must have shape (N,) (class indices) or (N, C) (multi-label 0/1), got {tuple(y.shape)}"
+                )
             if y.shape[0] != x.shape[0]:
                 raise ValueError(
                     f"x has {x.shape[0]} samples but y has {y.shape[0]}; pass one label per sample"
@@ -98,7 +122,9 @@ class Dataset:
                 raise TypeError(f"Dataset.y must be int64 class indices, got {y.dtype}; pass y.long()")
             if y.device != x.device:
                 raise ValueError(f"x is on {x.device} but y is on {y.device}; put both on one device")
-            if self.classes is not None and y.numel() and not y.is_meta and int(y.max()) >= len(self.classes):
+            if y.ndim == 2:
+                _check_multilabel(y, self.classes)
+            elif self.classes is not None and y.numel() and not y.is_meta and int(y.max()) >= len(self.classes):
                 raise ValueError(
                     f"the labels go up to {int(y.max())} but only {len(self.classes)} class names were "
                     f"given; pass one name per class (classes=[...] of length {int(y.max()) + 1}) or none"
@@ -118,8 +144,9 @@ class Dataset:
         """Build a dataset from user numpy arrays or tensors, checking what it is given.
 
         ``x``: numeric, shape (N, ...), converted to float32. NaN/inf raise. ``y``: integer class
-        indices of shape (N,) (``-1`` = unknown/OOD), or None. Float labels are refused unless
-        they are whole numbers, so a regression target is never silently truncated.
+        indices of shape (N,) (``-1`` = unknown/OOD), an (N, C) array of 0/1 multi-label
+        indicators (C >= 2), or None. Float labels are refused unless they are whole numbers, so
+        a regression target is never silently truncated.
         """
         if isinstance(classes, (str, bytes)):
             raise TypeError(f"classes must be a list of class names, got the string {classes!r}; e.g. classes=['cat', 'dog']")
@@ -146,8 +173,11 @@ class Dataset:
             yt = _as_tensor(y, "y")
             if yt.ndim == 2 and yt.shape[1] == 1:
                 raise ValueError(f"y has shape {tuple(yt.shape)}; pass a flat (N,) array, e.g. y.ravel()")
-            if yt.ndim != 1:
-                raise ValueError(f"y must have shape (N,), got {tuple(yt.shape)}")
+            if yt.ndim != 1 and not (yt.ndim == 2 and yt.shape[1] >= 2):
+                raise ValueError(
+                    f"y must have shape (N,) (class indices) or (N, C) (multi-label 0/1 indicators), "
+                    f"got {tuple(yt.shape)}"
+                )
             if yt.dtype.is_floating_point:
                 if not torch.isfinite(yt).all():
                     raise ValueError("y contains NaN or inf; labels must be integer class indices")
@@ -161,7 +191,9 @@ class Dataset:
             elif yt.dtype.is_complex:
                 raise TypeError("y must be integer class indices, got complex values")
             yt = yt.to(torch.int64)
-            if (yt < -1).any():
+            if yt.ndim == 2:
+                _check_multilabel(yt, classes)
+            elif (yt < -1).any():
                 raise ValueError("y has values below -1; use 0..C-1 for classes and -1 for unknown/OOD")
         return cls(
             xt,
@@ -195,12 +227,20 @@ class Dataset:
         return self.x.reshape(self.x.shape[0], -1)
 
     @property
+    def multilabel(self) -> bool:
+        """True when ``y`` holds (N, C) multi-label 0/1 indicators."""
+        return self.y is not None and self.y.ndim == 2
+
+    @property
     def n_classes(self) -> int:
-        """Number of classes (from ``classes`` if set, else 1 + the largest label)."""
+        """Number of classes (from ``classes`` if set, else 1 + the largest label; the number of
+        columns of a multi-label ``y``)."""
         if self.classes is not None:
             return len(self.classes)
         if self.y is None:
             return 0
+        if self.y.ndim == 2:
+            return int(self.y.shape[1])
         known = self.y[self.y >= 0]
         return int(known.max()) + 1 if known.numel() else 0
 
@@ -210,7 +250,9 @@ class Dataset:
 
     def __repr__(self) -> str:
         ys = ""
-        if self.y is not None:
+        if self.multilabel:
+            ys = f", classes={self.n_classes}, multi-label"
+        elif self.y is not None:
             n_ood = int((self.y == -1).sum())
             ys = f", classes={self.n_classes}" + (f", ood={n_ood}" if n_ood else "")
         return (
@@ -281,7 +323,8 @@ class Dataset:
     def split(self, frac: float = 0.8, *, seed: int = 0, stratify: bool = True) -> tuple[Dataset, Dataset]:
         """Split into (first, second) with ``frac`` of the samples in the first part.
 
-        Stratified by label when labels exist (each class split in the same proportion).
+        Stratified by label when labels exist (each class split in the same proportion; for a
+        multi-label set each distinct label set is a stratum).
         """
         if isinstance(frac, bool) or not isinstance(frac, (int, float, np.floating)) or not (0.0 < frac < 1.0):
             raise ValueError(f"frac must be strictly between 0 and 1, got {frac!r}")
@@ -343,6 +386,8 @@ def split_indices(n: int, y: torch.Tensor | None, frac: float, *, seed: int, str
     g = torch.Generator().manual_seed(seed)
     if stratify and y is not None:
         y = y.cpu()
+        if y.ndim == 2:  # multi-label: one stratum per distinct label set
+            y = torch.unique(y, dim=0, return_inverse=True)[1]
         first, second = [], []
         for c in torch.unique(y):
             idx = (y == c).nonzero().flatten()
@@ -381,6 +426,9 @@ def concat(parts: Sequence[Dataset], *, name: str | None = None) -> Dataset:
     has_y = {p.y is not None for p in parts}
     if len(has_y) != 1:
         raise ValueError("either all datasets must have labels or none")
+    if parts[0].y is not None and len({tuple(p.y.shape[1:]) for p in parts}) != 1:
+        raise ValueError("cannot concatenate single-label and multi-label sets, or multi-label sets "
+                         "with different numbers of classes")
     x = torch.cat([p.x for p in parts])
     y = torch.cat([p.y for p in parts]) if parts[0].y is not None else None
     return Dataset(

@@ -33,25 +33,73 @@ Declared capabilities (what an analysis may assume, instead of testing the metho
   many weight vectors at once through ``CrossEntropyOnLogits.batched`` (a class-first layout that
   is fast on CPUs), and Hessian products use the closed-form output Hessian ``diag p - p pᵀ``.
   Analyses check a declared form against ``loss_from_outputs`` once before relying on it.
+  More generally, a method whose loss is the sample mean of a per-sample function of each
+  sample's logits and label (focal, PolyLoss, Squentropy, Z-loss, LogitNorm...) returns a
+  ``LossOnLogits``: ``form.per_sample(logits, y) -> (N,)`` gives the per-sample losses (data
+  pruning scores, per-sample gradients) and ``form.batched`` evaluates a stack of logits at once.
+  ``CrossEntropyOnLogits`` is one such form, with the closed forms above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._config import Configurable
 
 
+class LossOnLogits:
+    """A declared loss form: ``loss_from_outputs(logits, y) == per_sample(logits, y).mean()``,
+    where ``per_sample`` maps ``(n, C)`` logits and their labels (``(n,)`` class indices, or
+    ``(n, C)`` 0/1 targets for a multi-label loss) to ``(n,)`` losses, each row depending on its
+    own logits and label only."""
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def batched(self, logits: torch.Tensor, y: torch.Tensor, class_dim: int = -1) -> torch.Tensor:
+        """The mean loss of each of a stack of logits: ``(..., n, C)`` (``class_dim=-1``) or
+        ``(..., C, n)`` (``class_dim=-2``) -> ``(...)``, through one ``per_sample`` call on the
+        flattened stack."""
+        if class_dim not in (-1, -2):
+            raise ValueError(f"class_dim must be -1 (..., n, C) or -2 (..., C, n), got {class_dim!r}")
+        if class_dim == -2:
+            logits = logits.transpose(-1, -2)
+        lead, (n, c) = logits.shape[:-2], logits.shape[-2:]
+        m = 1
+        for d in lead:
+            m *= int(d)
+        yy = y.expand(m, *y.shape).reshape(m * n, *y.shape[1:])
+        return self.per_sample(logits.reshape(m * n, c), yy).view(*lead, n).mean(-1)
+
+
 @dataclass(frozen=True)
-class CrossEntropyOnLogits:
+class LogitLoss(LossOnLogits):
+    """The form of a loss given by a plain function ``fn(logits, y, reduction="none", **params)``
+    (e.g. ``wb.methods.focal.focal_loss`` with ``params=(("gamma", 2.0),)``)."""
+
+    name: str
+    fn: Callable = field(repr=False)
+    params: tuple = ()
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fn(logits, y, reduction="none", **dict(self.params))
+
+
+@dataclass(frozen=True)
+class CrossEntropyOnLogits(LossOnLogits):
     """Declared by a method whose ``loss_from_outputs(logits, y)`` is the sample mean of softmax
     cross-entropy with label smoothing ``s`` (``F.cross_entropy(logits, y, label_smoothing=s)``):
     ``(1 - s) (lse(z) - z_y) + s (lse(z) - mean_c z_c)`` per sample, labels in ``[0, C)``."""
 
     label_smoothing: float = 0.0
+
+    def per_sample(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
 
     def batched(self, logits: torch.Tensor, y: torch.Tensor, class_dim: int = -1, *, with_correct: bool = False):
         """The loss of a stack of logits over its samples: ``(..., n, C)`` (``class_dim=-1``) or
@@ -84,7 +132,7 @@ class Method(nn.Module, Configurable):
     needs_labels: bool = True
     loss_from_outputs = None
     #: a declared form of ``loss_from_outputs`` that analyses may exploit (see the module docstring)
-    loss_form: CrossEntropyOnLogits | None = None
+    loss_form: LossOnLogits | None = None
 
     def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict]:  # pragma: no cover
         raise NotImplementedError
@@ -103,7 +151,8 @@ class Method(nn.Module, Configurable):
         correct = torch.zeros((), device=device)
         n = 0
         # accuracy from the classifier's logits, unless the method already logs it
-        want_acc = data.y is not None and hasattr(model, "head")
+        # (a multi-label set's (N, C) targets have no top-1 accuracy: such methods override this)
+        want_acc = data.y is not None and data.y.ndim == 1 and hasattr(model, "head")
         for x, y in data.loader(batch_size, shuffle=False, device=device):
             loss, logs = self.loss(model, (x, y))
             b = x.shape[0]

@@ -57,14 +57,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._few_step import FewStepSampler, teacher_ode
 from .base import Method
-from .ddpm import DDPM, PREDICTIONS, StepOutput
+from .ddpm import DDPM, PREDICTIONS
 
 LOSSES = ("l2", "huber")
 TARGETS = ("bootstrap", "ode")
 
 
-class ConsistencyDistillation(Method):
+class ConsistencyDistillation(FewStepSampler, Method):
     """Train a student denoiser ``model(x_t, t)`` to jump along a frozen DDPM teacher's ODE paths.
 
     Parameters
@@ -82,7 +83,6 @@ class ConsistencyDistillation(Method):
     """
 
     needs_labels = False
-    SAMPLERS_ = ("consistency",)
 
     def __init__(
         self,
@@ -134,41 +134,6 @@ class ConsistencyDistillation(Method):
         self.register_buffer("grid", grid)  # (N+1,) descending, ends at -1
         self._target: dict[str, torch.Tensor] | None = None
 
-    # -------------------------------------------------------------- DDPM-like interface for sampling
-    @property
-    def n_steps(self) -> int:
-        return self.ddpm.n_steps
-
-    @property
-    def prediction(self) -> str:
-        return self.student_prediction
-
-    def sigma(self, t):
-        return self.ddpm.sigma(t)
-
-    def timesteps(self, steps: int | None = None, spacing: str = "trailing") -> torch.Tensor:
-        """Student sampling timesteps: ``steps`` (default 1) from the teacher's schedule."""
-        return self.ddpm.timesteps(1 if steps is None else steps, spacing)
-
-    def predict_x0_eps(self, model_output, x_t, t, prediction=None):
-        return self.ddpm.predict_x0_eps(model_output, x_t, t, prediction or self.student_prediction)
-
-    def step(self, model_output, t, x_t, *, t_prev=None, sampler="consistency", eta=0.0, noise=None,
-             generator=None, clip=None) -> StepOutput:
-        """Multistep consistency sampling: x̂0 = f(x_t, t), then re-noise it to ``t_prev`` (−1: done)."""
-        if sampler not in self.SAMPLERS_:
-            raise ValueError(f"unknown sampler {sampler!r} for a consistency student; valid: consistency")
-        t = int(t)
-        t_prev = -1 if t_prev is None else int(t_prev)
-        x0, _ = self.predict_x0_eps(model_output, x_t, t)
-        if clip is not None:
-            x0 = x0.clamp(-clip, clip)
-        if t_prev < 0:
-            return StepOutput(x0, x0)
-        if noise is None:
-            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        return StepOutput(self.ddpm.add_noise(x0, noise, t_prev), x0)
-
     # -------------------------------------------------------------- training
     def _f(self, model, x, t, params=None):
         out = model(x, t) if params is None else torch.func.functional_call(model, params, (x, t))
@@ -200,17 +165,7 @@ class ConsistencyDistillation(Method):
         ``bank_size`` seeded noises; keep the states at the grid's timesteps and the endpoints."""
         g = torch.Generator(device=device).manual_seed(self.seed)
         x = torch.randn((self.bank_size, *shape), generator=g, device=device)
-        grid = self.grid[:-1].tolist()
-        ts = sorted(set(self.ddpm.timesteps(self.ode_steps, "trailing").tolist()) | set(grid), reverse=True)
-        slot = {t: i for i, t in enumerate(grid)}
-        states = torch.empty((len(grid), *x.shape), device=device)
-        for i, t in enumerate(ts):
-            if t in slot:
-                states[slot[t]] = x
-            tp = ts[i + 1] if i + 1 < len(ts) else -1
-            tv = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
-            x = self.ddpm.step(self.teacher(x, tv), t, x, t_prev=tp, sampler="ddim").prev
-        self.bank_states, self.bank_end = states, x
+        self.bank_states, self.bank_end = teacher_ode(self.teacher, self.ddpm, x, self.ode_steps, self.grid[:-1].tolist())
 
     def _ode_loss(self, model, x0):
         n, dev = x0.shape[0], x0.device

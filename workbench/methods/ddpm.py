@@ -258,19 +258,24 @@ class DDPM(Method):
     # ------------------------------------------------------------------ training
     def loss(self, model, batch):
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        t = torch.randint(0, self.n_steps, (x0.shape[0],), device=x0.device)
+        return self.denoising_loss(model, x0, t).mean(), {}
+
+    def denoising_loss(self, model, x0: torch.Tensor, t: torch.Tensor, *cond) -> torch.Tensor:
+        """(N,) per-sample squared error of ``model(x_t, t, *cond)`` to its target at the given
+        timesteps, with fresh noise (``cond``: e.g. labels for a conditional denoiser). The DDPM
+        loss is its mean over t ~ U{0..T−1}; other methods pick t themselves (a curriculum)."""
         if not x0.dtype.is_floating_point:
-            raise TypeError(f"DDPM needs floating-point samples, got {x0.dtype}")
-        n = x0.shape[0]
-        t = torch.randint(0, self.n_steps, (n,), device=x0.device)
+            raise TypeError(f"{type(self).__name__} needs floating-point samples, got {x0.dtype}")
         noise = torch.randn_like(x0)
         x_t = self.add_noise(x0, noise, t)
-        out = model(x_t, t)
+        out = model(x_t, t, *cond)
         if out.shape != x0.shape:
             raise ValueError(
                 f"the denoiser returned shape {tuple(out.shape)} for inputs of shape {tuple(x0.shape)}; "
                 "it must return the same shape (e.g. wb.models.TimeMLP(dim=...))"
             )
-        return F.mse_loss(out, self.target(x0, noise, t)), {}
+        return F.mse_loss(out, self.target(x0, noise, t), reduction="none").reshape(x0.shape[0], -1).mean(1)
 
     # ------------------------------------------------------------------ sampling
     def step(

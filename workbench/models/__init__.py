@@ -15,8 +15,12 @@ from torch import nn
 
 from .._config import Configurable
 
-__all__ = ["Classifier", "MLP", "ConvNet", "TimeMLP", "sinusoidal_embedding", "ACTIVATIONS",
-           "wrap", "Wrapped", "WrappedClassifier"]
+__all__ = [
+    "Classifier", "MLP", "ConvNet", "DistillConvNet", "TimeMLP", "TimeClassifier", "TokenDenoiser", "sinusoidal_embedding",
+    "guidance_embedding", "ACTIVATIONS",
+    "wrap", "Wrapped", "WrappedClassifier",                                       # models you did not write
+    "ProtoPNet", "STProtoPNet", "DeepCBC", "LinearHeadNet",                    # prototype-part networks
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -227,6 +231,72 @@ class _ResBlock(nn.Module):
         return h + self.act(self.fc(h))
 
 
+def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """LCM / diffusers-style embedding of a guidance scale: sinusoids of ``w · 1000`` with
+    frequencies 10000^(−i/(dim/2 − 1)), i = 0..dim/2 − 1, as ``[sin..., cos...]`` -> (N, dim)."""
+    half = dim // 2
+    if half < 2:
+        raise ValueError(f"the guidance embedding needs dim >= 4, got {dim}")
+    freqs = torch.exp(-math.log(10_000.0) / (half - 1) * torch.arange(half, device=w.device, dtype=torch.float32))
+    args = (w.float() * 1000.0)[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+class _TimeInputs(nn.Module):
+    """What every time-conditioned MLP here feeds its first layer: the sinusoidal timestep
+    embedding, an optional label embedding (row ``n_classes`` = the null label), and the input
+    (raw, or sinusoidally embedded per coordinate)."""
+
+    def __init__(self, dim, time_dim, input_embedding, input_dim, input_scale, n_classes):
+        super().__init__()
+        self.dim, self.time_dim = dim, time_dim
+        self.input_embedding, self.input_dim, self.input_scale = input_embedding, input_dim, input_scale
+        self.n_classes = n_classes
+        self.label_emb = nn.Embedding(n_classes + 1, time_dim) if n_classes else None
+        self.out_features = (dim * input_dim if input_embedding else dim) + time_dim + (time_dim if n_classes else 0)
+
+    def forward(self, x, t, y, who: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+            raise TypeError(f"{who} expects x_t as a floating-point tensor")
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        if flat.shape[1] != self.dim:
+            raise ValueError(
+                f"{who} was built for dim={self.dim} but got samples with {flat.shape[1]} values; "
+                f"build it with dim={flat.shape[1]}"
+            )
+        parts = [sinusoidal_embedding(_per_sample(t, n, x.device, "t"), self.time_dim)]
+        if self.label_emb is not None:
+            y = torch.full((n,), self.n_classes, device=x.device, dtype=torch.long) if y is None else y
+            y = _per_sample(y, n, x.device, "y")
+            if y.dtype.is_floating_point or bool(((y < 0) | (y > self.n_classes)).any()):
+                raise ValueError(
+                    f"labels y must be integers in 0..{self.n_classes - 1} (or {self.n_classes}, the null label "
+                    f"of classifier-free guidance), got values {y.unique()[:8].tolist()}"
+                )
+            parts.append(self.label_emb(y.long()))
+        elif y is not None:
+            raise TypeError(f"this {who} is unconditional; build it with n_classes=K to pass labels y")
+        if self.input_embedding:
+            e = sinusoidal_embedding((flat * self.input_scale).reshape(-1), self.input_dim)
+            parts.append(e.reshape(n, -1))
+        else:
+            parts.append(flat)
+        return torch.cat(parts, dim=-1)
+
+
+def _per_sample(v, n: int, device, name: str) -> torch.Tensor:
+    v = torch.as_tensor(v, device=device)
+    if v.ndim == 0:
+        v = v.expand(n)
+    if v.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {tuple(v.shape)}")
+    return v
+
+
 class TimeMLP(nn.Module, Configurable):
     """A denoiser ``denoiser(x_t, t) -> same shape as x_t`` (ε, x0 or v, as the method says).
 
@@ -236,6 +306,17 @@ class TimeMLP(nn.Module, Configurable):
     which lets a small MLP resolve sharp 2-D modes; ``"auto"`` (default) does that for inputs
     of at most 4 values and feeds larger inputs (flattened images) in raw. Images are
     flattened and reshaped back.
+
+    Conditioning (for guidance, ``wb.methods.ConditionalDDPM``): ``n_classes=K`` adds a learned
+    label embedding with K + 1 rows; ``denoiser(x_t, t, y)`` takes labels 0..K−1, and
+    ``y=None`` (or the label K, ``null_label``) is the unconditional "null" token of
+    classifier-free guidance. ``guidance_input=True`` adds a guidance-scale input
+    (``denoiser(x_t, t, y, scale=s)``, a guided-distillation student): ``guidance_embedding``
+    of s, projected by a zero-initialised layer and added to the first hidden layer, so a
+    student loaded with its teacher's weights starts as the teacher.
+
+    ``hidden_layers``: the module names whose outputs are the hidden states
+    (``wb.analyses.diffusion_features`` reads them).
     """
 
     def __init__(
@@ -248,6 +329,8 @@ class TimeMLP(nn.Module, Configurable):
         input_embedding: str | None = "auto",
         input_dim: int = 64,
         input_scale: float = 25.0,
+        n_classes: int | None = None,
+        guidance_input: bool = False,
         seed: int | None = None,
     ):
         super().__init__()
@@ -255,39 +338,89 @@ class TimeMLP(nn.Module, Configurable):
             raise ValueError(
                 f"input_embedding must be 'auto', 'sinusoidal' or None, got {input_embedding!r}"
             )
+        if n_classes is not None and (not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1):
+            raise ValueError(f"n_classes must be a positive int (the number of labels) or None, got {n_classes!r}")
         if input_embedding == "auto":
             input_embedding = "sinusoidal" if dim <= 4 else None
         self.dim, self.time_dim = dim, time_dim
         self.input_embedding, self.input_dim, self.input_scale = input_embedding, input_dim, input_scale
-        in_features = (dim * input_dim if input_embedding else dim) + time_dim
+        self.n_classes, self.guidance_input = n_classes, bool(guidance_input)
         with _SeededInit(seed):
-            self.inp = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU())
+            self.embed = _TimeInputs(dim, time_dim, input_embedding, input_dim, input_scale, n_classes)
+            self.inp = nn.Sequential(nn.Linear(self.embed.out_features, hidden), nn.GELU())
             self.blocks = nn.Sequential(*[_ResBlock(hidden) for _ in range(n_layers)])
             self.out = nn.Linear(hidden, dim)
+            if self.guidance_input:
+                self.scale_proj = nn.Linear(time_dim, hidden)
+                nn.init.zeros_(self.scale_proj.weight)
+                nn.init.zeros_(self.scale_proj.bias)
+        self.hidden_layers = ("inp",) + tuple(f"blocks.{i}" for i in range(n_layers))
+
+    @property
+    def null_label(self) -> int | None:
+        """The label of the unconditional (null) token, or None for an unconditional denoiser."""
+        return self.n_classes
+
+    def forward(self, x: torch.Tensor, t, y=None, *, scale=None) -> torch.Tensor:
+        h = self.inp(self.embed(x, t, y, "TimeMLP"))
+        if self.guidance_input:
+            if scale is None:
+                raise ValueError("this denoiser takes the guidance scale as input; call it as denoiser(x, t, y, scale=s)")
+            h = h + self.scale_proj(guidance_embedding(_per_sample(scale, x.shape[0], x.device, "scale"), self.time_dim))
+        elif scale is not None:
+            raise TypeError("this denoiser has no guidance-scale input; build it with guidance_input=True")
+        return self.out(self.blocks(h)).reshape(x.shape)
+
+
+class TimeClassifier(nn.Module, Configurable):
+    """A noise-aware classifier ``classifier(x_t, t) -> (N, n_classes)`` logits, for classifier
+    guidance: the ``TimeMLP`` trunk (timestep and input embeddings, residual blocks) with a
+    linear head. ``features(x_t, t)`` is the last hidden layer."""
+
+    def __init__(
+        self,
+        dim: int = 2,
+        n_classes: int = 2,
+        hidden: int = 128,
+        n_layers: int = 2,
+        *,
+        time_dim: int = 64,
+        input_embedding: str | None = "auto",
+        input_dim: int = 64,
+        input_scale: float = 25.0,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        if input_embedding not in (None, "sinusoidal", "auto"):
+            raise ValueError(
+                f"input_embedding must be 'auto', 'sinusoidal' or None, got {input_embedding!r}"
+            )
+        if input_embedding == "auto":
+            input_embedding = "sinusoidal" if dim <= 4 else None
+        self.dim, self.n_classes, self.feature_dim = dim, n_classes, hidden
+        with _SeededInit(seed):
+            self.embed = _TimeInputs(dim, time_dim, input_embedding, input_dim, input_scale, None)
+            self.inp = nn.Sequential(nn.Linear(self.embed.out_features, hidden), nn.GELU())
+            self.blocks = nn.Sequential(*[_ResBlock(hidden) for _ in range(n_layers)])
+            self.fc = nn.Linear(hidden, n_classes)
+
+    def features(self, x: torch.Tensor, t) -> torch.Tensor:
+        return self.blocks(self.inp(self.embed(x, t, None, "TimeClassifier")))
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(z)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            raise TypeError("TimeMLP expects x_t as a floating-point tensor")
-        shape = x.shape
-        flat = x.reshape(shape[0], -1)
-        if flat.shape[1] != self.dim:
-            raise ValueError(
-                f"TimeMLP was built for dim={self.dim} but got samples with {flat.shape[1]} values; "
-                f"build it with dim={flat.shape[1]}"
-            )
-        t = torch.as_tensor(t, device=x.device)
-        if t.ndim == 0:
-            t = t.expand(shape[0])
-        if t.shape != (shape[0],):
-            raise ValueError(f"t must be a scalar or have shape ({shape[0]},), got {tuple(t.shape)}")
-        parts = [sinusoidal_embedding(t, self.time_dim)]
-        if self.input_embedding:
-            e = sinusoidal_embedding((flat * self.input_scale).reshape(-1), self.input_dim)
-            parts.append(e.reshape(shape[0], -1))
-        else:
-            parts.append(flat)
-        h = self.inp(torch.cat(parts, dim=-1))
-        return self.out(self.blocks(h)).reshape(shape)
+        return self.head(self.features(x, t))
 
 
+# prototype-part networks (one file each; imported last: they build on Classifier above)
+from .cbc import DeepCBC  # noqa: E402
+from .conv_trunk import LinearHeadNet  # noqa: E402
+from .discrete import TokenDenoiser  # noqa: E402
+from .distill_convnet import DistillConvNet  # noqa: E402  (needs Classifier above)
+from .protopnet import ProtoPNet  # noqa: E402
+from .st_protopnet import STProtoPNet  # noqa: E402
 from .wrap import Wrapped, WrappedClassifier, wrap  # noqa: E402  (models you did not write)

@@ -21,9 +21,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .ash import ASH
 from .bank import SPACES, FeatureBank, Features, MissingFeaturesError
 from .base import Detector, NotFittedError
 from .benchmarks import BENCHMARKS, Benchmark, benchmark, shuffle_pixels
+from .fdbd import FDBD
+from .gen import GEN
+from .gradnorm import GradNorm
+from .klm import KLMatching
 from .knn import KNN
 from .logits import MSP, Energy, MaxLogit
 from .mahalanobis import Mahalanobis
@@ -39,19 +44,33 @@ from .metrics import (
     threshold_at,
 )
 from .neco import NECO
+from .odin import ODIN
 from .prototype import PrototypeScore
+from .react import ReAct
+from .residual import Residual
+from .rmds import RMDS
+from .scale import SCALE
 from .ssd import SSD
+from .vim import ViM
 from .wdiscood import WDiscOOD
 
 #: every detector class by name
 DETECTORS: dict[str, type[Detector]] = {
     cls.__name__: cls
-    for cls in (MSP, MaxLogit, Energy, Mahalanobis, SSD, KNN, NECO, WDiscOOD, PrototypeScore)
+    for cls in (MSP, MaxLogit, Energy, Mahalanobis, SSD, KNN, NECO, WDiscOOD, PrototypeScore,
+                # second wave: the strongest post-hoc scores of OpenOOD v1.5
+                ViM, Residual, RMDS, GEN, FDBD, ReAct, ASH, SCALE, KLMatching, ODIN, GradNorm)
 }
+
+#: the detectors that score through the classifier's linear head (fit(model, ...) reads model.head;
+#: fit_features needs head=)
+HEAD_DETECTORS = ("ViM", "Residual", "FDBD", "ReAct", "ASH", "SCALE", "GradNorm")
 
 __all__ = [
     "Detector", "NotFittedError", "DETECTORS", "available", "create",
     "MSP", "MaxLogit", "Energy", "Mahalanobis", "SSD", "KNN", "NECO", "WDiscOOD", "PrototypeScore",
+    "ViM", "Residual", "RMDS", "GEN", "FDBD", "ReAct", "ASH", "SCALE", "KLMatching", "ODIN", "GradNorm",
+    "HEAD_DETECTORS",
     "FeatureBank", "Features", "SPACES", "MissingFeaturesError",
     "metrics", "roc_curve", "rates_at", "threshold_at", "table", "OODMetrics", "ROCCurve", "CONVENTIONS",
     "compare", "Comparison", "default_detectors",

@@ -1,9 +1,13 @@
 """Callbacks observe a fit; they never own the loop.
 
-Hooks (all optional): ``on_fit_start(state)``, ``on_step_end(state)``, ``on_eval(state,
-metrics)``, ``on_fit_end(state)``. ``state`` is the ``FitState`` of the running fit: the model,
-method, optimizer, history, current step and total; a callback ends the fit after the current
-step by setting ``state.stop = True`` (that is how a stop button works).
+Hooks (all optional): ``on_fit_start(state)``, ``on_batch_start(state)`` (the step's batch is
+drawn, nothing computed yet: ``state.batch`` is ``(x, y)`` and ``state.batch_index`` its indices
+into the training data), ``on_step_end(state)``, ``on_eval(state, metrics)``,
+``on_fit_end(state)``. ``state`` is the ``FitState`` of the running fit: the model, method,
+optimizer, history, current step and total; a callback ends the fit after the current step by
+setting ``state.stop = True`` (that is how a stop button works). A callback that runs the model
+must leave it as it found it (modes, buffers) and must not draw from torch's global generator,
+so that a fit with it gives the same weights as without it (``ForgettingEvents`` shows how).
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ class FitState:
     step: int = 0
     stop: bool = False
     last: dict[str, float] = field(default_factory=dict)
+    batch: Any = None                       # the current step's (x, y)
+    batch_index: torch.Tensor | None = None  # its indices into the training data
 
 
 class Callback:
     def on_fit_start(self, state: FitState) -> None: ...
+
+    def on_batch_start(self, state: FitState) -> None: ...
 
     def on_step_end(self, state: FitState) -> None: ...
 

@@ -23,7 +23,7 @@ from .optim import check_optimizer
 
 SCHEDULES = (None, "constant", "cosine", "linear")
 DEFAULT_STEPS = 1000
-HOOKS = ("on_fit_start", "on_step_end", "on_eval", "on_fit_end")
+HOOKS = ("on_fit_start", "on_batch_start", "on_step_end", "on_eval", "on_fit_end")
 
 
 @dataclass(frozen=True)

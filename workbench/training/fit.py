@@ -67,8 +67,8 @@ def fit(
     ----------
     steps / epochs: length of training (give one; default 1000 steps). An epoch is
         ``len(data) // batch_size`` steps (the ragged tail of each shuffle is dropped).
-    optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"sam"`` (with ``rho=``, ``base=``) or a
-        factory ``f(params, lr=..., weight_decay=...)``; extra keywords (``momentum=``,
+    optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"sam"`` (with ``rho=``, ``base=``), ``"awp"``
+        (adversarial weight perturbation, with ``gamma=``, ``base=``) or a factory ``f(params, lr=..., weight_decay=...)``; extra keywords (``momentum=``,
         ``rho=``...) go to it. ``weight_decay=None`` keeps the optimizer's default.
     schedule: learning-rate schedule ``None``/``"constant"``, ``"cosine"`` or ``"linear"``
         decay to 0, after ``warmup`` linear warm-up steps (``0 <= warmup < steps``).
@@ -98,7 +98,9 @@ def fit(
         t0 = time.perf_counter()
         try:
             for step in range(1, cfg.steps + 1):
-                batch = next(batches)
+                state.batch_index, batch = next(batches)
+                state.batch = batch
+                _notify(cbs, "on_batch_start", state)
                 opt.zero_grad(set_to_none=True)
                 loss, logs = method.loss(model, batch)
                 if not torch.isfinite(loss.detach()):
@@ -229,7 +231,8 @@ def _evaluate(model, method, val) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- data and schedule
 def _batches(data: Dataset, batch_size: int, seed: int) -> Iterator[tuple]:
-    """Endless shuffled batches, epoch after epoch, from one seeded generator."""
+    """Endless ``(index, (x, y))``: shuffled batches and their indices into ``data``, epoch after
+    epoch, from one seeded generator."""
     g = torch.Generator().manual_seed(seed)
     n = len(data)
     bs = min(batch_size, n)
@@ -237,7 +240,7 @@ def _batches(data: Dataset, batch_size: int, seed: int) -> Iterator[tuple]:
         order = torch.randperm(n, generator=g).to(data.device)
         for i in range(0, n - bs + 1, bs):  # drop the ragged tail: equal batch sizes
             idx = order[i : i + bs]
-            yield data.x[idx], (None if data.y is None else data.y[idx])
+            yield idx, (data.x[idx], (None if data.y is None else data.y[idx]))
 
 
 def _lr_lambda(schedule, total: int, warmup: int):

@@ -94,10 +94,10 @@ def make_optimizer(name, params, *, lr: float, weight_decay: float | None, **opt
 
 
 def _load_plugins():
-    """Import optimizer modules that register themselves (e.g. SAM) on first use."""
+    """Import optimizer modules that register themselves (SAM, AWP) on first use."""
     import importlib
 
-    for mod in ("workbench.training.sam",):
+    for mod in ("workbench.training.sam", "workbench.training.awp"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -10,6 +10,13 @@ such updates.
 
 # data, training, classifiers
 from ._common import patch
+from .calibration import (
+    HistogramTrace,
+    ReliabilityTrace,
+    confidence_histogram,
+    reliability_curves,
+    reliability_diagram,
+)
 from .classification import confusion_matrix
 
 # comparing runs
@@ -21,7 +28,27 @@ from .compare import (
     metrics_table,
     training_panels,
 )
+
+# continual learning
+from .continual import (
+    DriftTrace,
+    HeatTrace,
+    accuracy_heatmap,
+    drift_map,
+    drift_patch,
+    heatmap_patch,
+    session_curves,
+)
 from .data import samples
+
+# semi-supervised pseudo-labels and dataset distillation
+from .dataset_distillation import (
+    SynMapTrace,
+    grid_patch,
+    synthetic_grid,
+    synthetic_map_figure,
+    synthetic_patch,
+)
 
 # diffusion
 from .diffusion import (
@@ -37,6 +64,13 @@ from .diffusion import (
     trajectory_pair,
     trajectory_slots,
 )
+from .diffusion_readouts import (
+    classifier_curve,
+    curriculum_losses,
+    probe_heatmap,
+    subspace_recovery,
+)
+from .discrete import DiscreteTrace, discrete_frames, discrete_patch
 
 # distillation
 from .distillation import (
@@ -52,6 +86,10 @@ from .distillation import (
 
 # embeddings and prototypes
 from .embedding import MapTrace, aligned_maps, embedding, map_color_patch, png_bytes, scatter_map
+
+# category discovery
+from .gcd import GMMFilmTrace, KCurveTrace, gmm_film_map, gmm_film_patch, k_curve, k_curve_patch
+from .guidance import GuidedTrace, guidance_curves, guided_fields, guided_fields_patch, mode_shares
 
 # loss landscapes and curvature
 from .landscape import (
@@ -79,6 +117,13 @@ from .ood import (
     roc_index,
     score_histograms,
 )
+from .prototype_parts import (
+    ExplainTrace,
+    contribution_patch,
+    contribution_waterfall,
+    explanation_mosaic,
+    explanation_patch,
+)
 from .prototypes import (
     ProtoMapTrace,
     occupancy_bars,
@@ -89,19 +134,30 @@ from .prototypes import (
     prototype_map_patch,
     redundancy_heatmap,
 )
+from .pseudo_labels import (
+    CurveTrace,
+    PseudoMapTrace,
+    curve_patch,
+    pseudo_label_map,
+    pseudo_label_patch,
+    threshold_curve,
+)
 from .training import loss_curves
 
 __all__ = [
     "samples", "loss_curves", "confusion_matrix",
+    "reliability_diagram", "confidence_histogram", "reliability_curves", "ReliabilityTrace", "HistogramTrace",
     "embedding", "scatter_map", "aligned_maps", "png_bytes",
     "prototype_map", "occupancy_bars", "redundancy_heatmap", "prototype_evolution", "prototype_gallery",
     "roc_figure", "score_histograms", "detector_table", "landing_bars",
     "trajectory", "trajectory_pair", "samples_grid", "score_field", "score_error",
     "hallucination_filter", "image_frames", "quality_table",
+    "guided_fields", "guidance_curves", "mode_shares", "classifier_curve", "probe_heatmap", "subspace_recovery",
+    "curriculum_losses", "discrete_frames",
     "landscape_panels", "landscape_contour", "landscape_surface", "loss_lines",
     "interpolation_curve", "hessian_spectrum", "curvature_by_class",
     "teacher_student_maps", "agreement_by_class", "probe_curve", "generation_curve",
-    "kernel_self_distillation",
+    "kernel_self_distillation", "pseudo_label_map", "threshold_curve", "synthetic_map_figure", "synthetic_grid",
     "training_panels", "compare_curves", "compare_embeddings", "compare_landscapes", "metrics_table",
     "prototype_stars",
     # trace roles that views patch, and what they write into them
@@ -109,4 +165,11 @@ __all__ = [
     "RocTrace", "roc_index", "roc_curve_patch", "LandingTrace", "landing_patch", "trajectory_slots",
     "panel_patch", "image_slots", "PanelTrace", "panel_trace", "MapsTrace", "ProbeTrace", "student_patch",
     "TrainingTrace",
+    # prototype-part networks, category discovery
+    "explanation_mosaic", "contribution_waterfall", "ExplainTrace", "explanation_patch", "contribution_patch",
+    "gmm_film_map", "k_curve", "GMMFilmTrace", "KCurveTrace", "gmm_film_patch", "k_curve_patch",
+    "drift_map", "accuracy_heatmap", "session_curves", "DriftTrace", "HeatTrace", "drift_patch", "heatmap_patch",
+    "GuidedTrace", "guided_fields_patch", "DiscreteTrace", "discrete_patch",
+    "PseudoMapTrace", "pseudo_label_patch", "CurveTrace", "curve_patch", "SynMapTrace",
+    "synthetic_patch", "grid_patch",
 ]

@@ -10,17 +10,27 @@ one public function of theirs) and patches the traces ``workbench.viz`` built an
 """
 
 from ._view import View
+from .calibration import CalibrationView
 from .compare import CompareView
+from .continual import ContinualView
+from .dataset_distillation import SyntheticSetView
+from .discrete import DiscreteTrajectoryView
 from .distillation import DistillationView
 from .embedding import EmbeddingView
+from .gcd import GCDView
+from .guidance import GuidanceView
 from .landscape import LandscapeView
 from .linked import LinkedMaps
 from .live import LiveTraining
 from .ood_lens import OODLens
+from .prototype_parts import ProtoPNetView
 from .prototypes import PrototypeView
+from .pseudo_labels import PseudoLabelView
 from .trajectory import TrajectoryView
 
 __all__ = [
     "View", "EmbeddingView", "PrototypeView", "OODLens", "TrajectoryView", "LandscapeView",
-    "DistillationView", "LiveTraining", "CompareView", "LinkedMaps",
+    "DistillationView", "LiveTraining", "CompareView", "LinkedMaps", "ProtoPNetView", "GCDView",
+    "ContinualView", "GuidanceView", "DiscreteTrajectoryView", "PseudoLabelView",
+    "SyntheticSetView", "CalibrationView",
 ]

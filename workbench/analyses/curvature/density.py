@@ -3,7 +3,8 @@
 Ghorbani, Krishnan & Xiao, "An Investigation into Neural Net Optimization via Hessian Eigenvalue
 Density" (ICML 2019); Lin, Saad & Yang, "Approximating spectral densities of large matrices"
 (SIAM Review 2016). Per run: Lanczos (``lanczos.py``) from a normalised Rademacher vector v for
-m steps; the nodes are the eigenvalues θ_j of T_m (``torch.linalg.eigh``, T is symmetric), the
+m steps (the runs go in lockstep, ``lanczos_runs``, so every step's products form one block for
+engines that batch directions); the nodes are the eigenvalues θ_j of T_m (``torch.linalg.eigh``, T is symmetric), the
 weights the squared first components of its eigenvectors, so ``Σ_j w_j f(θ_j) ≈ vᵀ f(H) v / vᵀv``.
 The density is the Gaussian-smoothed average of the runs' weighted nodes (it integrates to 1).
 PyHessian 0.1's ``density()`` calls ``torch.eig`` and fails on torch >= 2.
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from .._checks import check_int, check_number
-from .lanczos import lanczos, rademacher, tridiag_eigh
+from .lanczos import lanczos_runs, rademacher, tridiag_eigh
 from .operator import HessianOperator, setup
 from .per_class import per_class as _per_class
 
@@ -36,6 +37,7 @@ class SpectralDensity:
     hvp_mode: str
     data: str
     elapsed: float
+    bn: str = "eval"  # BatchNorm statistics: "eval" (running) or "batch"
 
     def density(self, grid=None, sigma: float | None = None, n_grid: int = 512):
         """(grid, density) tensors; ``sigma`` defaults to 2 % of the spectrum's range."""
@@ -75,24 +77,25 @@ def spectral_density(
     hvp_mode: str = "auto",
     memory_mb: float = 512.0,
     batch_size: int | None = None,
+    bn: str = "eval",
 ):
     """Eigenvalue density of the Hessian by stochastic Lanczos quadrature (``n_runs`` seeded
     Rademacher starts, ``steps`` Lanczos steps each, full re-orthogonalisation)."""
     if per_class:
         return _per_class(spectral_density, model, method, data, n_samples, seed, n_runs=n_runs, steps=steps,
-                          params=params, hvp_mode=hvp_mode, memory_mb=memory_mb, batch_size=batch_size)
+                          params=params, hvp_mode=hvp_mode, memory_mb=memory_mb, batch_size=batch_size, bn=bn)
     t0 = time.perf_counter()
     n_runs = check_int(n_runs, "n_runs", example=4)
     steps = check_int(steps, "steps", example=60)
-    method, x, y, info = setup(model, method, data, n_samples, seed)
+    method, x, y, info = setup(model, method, data, n_samples, seed, bn=bn)
     op = HessianOperator(model, method, x, y, params=params, hvp_mode=hvp_mode, memory_mb=memory_mb,
-                         batch_size=batch_size)
+                         batch_size=batch_size, bn=bn)
     m = min(steps, op.dim)
     g = torch.Generator().manual_seed(int(seed))
+    V0 = torch.stack([rademacher(op.dim, g) for _ in range(n_runs)])  # (runs, P)
+    runs = lanczos_runs(lambda Q: op.matmat(Q.to(op.dtype)).double(), V0, m, device=op.device)
     nodes, weights = [], []
-    for _ in range(n_runs):
-        v0 = rademacher(op.dim, g)
-        alphas, betas, _, _, _ = lanczos(lambda q: op.matvec(q.to(op.dtype)).double(), v0, m, device=op.device)
+    for alphas, betas in runs:
         theta, S = tridiag_eigh(alphas, betas)
         th = torch.full((m,), float("nan"), dtype=torch.float64)
         w = torch.zeros(m, dtype=torch.float64)
@@ -104,5 +107,5 @@ def spectral_density(
     op.release()
     return SpectralDensity(
         nodes=torch.stack(nodes).float(), weights=torch.stack(weights).float(), n_params=op.dim, steps=m,
-        hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0,
+        hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0, bn=bn,
     )

@@ -55,6 +55,7 @@ class HessianEigs:
     data: str
     elapsed: float
     eigenvectors: tuple[dict[str, torch.Tensor], ...] | None = None
+    bn: str = "eval"  # BatchNorm statistics: "eval" (running) or "batch"
 
     @property
     def top(self) -> float:
@@ -71,7 +72,7 @@ class HessianEigs:
         return (
             f"HessianEigs(which={self.which!r}: [{ev}]; residuals [{rr}]; converged={self.converged} "
             f"after {self.iterations} Lanczos steps; {self.n_params} parameters, data {self.data}; "
-            f"{self.hvp_mode} HVPs, {self.elapsed:.2f} s)"
+            f"{self.hvp_mode} HVPs{', BatchNorm on batch statistics' if self.bn == 'batch' else ''}, {self.elapsed:.2f} s)"
         )
 
 
@@ -105,6 +106,7 @@ def hessian_eigs(
     start: str = "auto",
     memory_mb: float = 512.0,
     batch_size: int | None = None,
+    bn: str = "eval",
 ):
     """Top-``k`` Hessian eigenvalues (``which="LA"``; ``"SA"`` smallest, ``"LM"`` by magnitude).
 
@@ -117,16 +119,16 @@ def hessian_eigs(
     if per_class:
         return _per_class(hessian_eigs, model, method, data, n_samples, seed, k=k, which=which, tol=tol,
                           max_iter=max_iter, params=params, hvp_mode=hvp_mode, start=start,
-                          return_vectors=return_vectors, memory_mb=memory_mb, batch_size=batch_size)
+                          return_vectors=return_vectors, memory_mb=memory_mb, batch_size=batch_size, bn=bn)
     t0 = time.perf_counter()
     k = check_int(k, "k", example=5)
     check_choice(which, "which", WHICH, "largest, smallest, largest magnitude")
     tol = check_number(tol, "tol", below=1.0)
     check_choice(start, "start", STARTS)
     check_int(max_iter, "max_iter")
-    method, x, y, info = setup(model, method, data, n_samples, seed)
+    method, x, y, info = setup(model, method, data, n_samples, seed, bn=bn)
     op = HessianOperator(model, method, x, y, params=params, hvp_mode=hvp_mode, memory_mb=memory_mb,
-                         batch_size=batch_size)
+                         batch_size=batch_size, bn=bn)
     if k > op.dim:
         raise ValueError(f"k={k} exceeds the number of parameters ({op.dim}); pass k <= {op.dim}")
     max_iter = check_int(max_iter, "max_iter", minimum=k)
@@ -146,5 +148,5 @@ def hessian_eigs(
     return HessianEigs(
         eigenvalues=r.values.float(), residuals=res.float(), converged_each=conv_each.cpu(),
         converged=bool(converged or breakdown), iterations=len(alphas), which=which, tol=float(tol),
-        n_params=op.dim, hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0, eigenvectors=vecs,
+        n_params=op.dim, hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0, eigenvectors=vecs, bn=bn,
     )

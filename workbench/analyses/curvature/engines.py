@@ -11,8 +11,9 @@ call takes at once (the operator splits larger requests); ``release()`` drops ca
   directions go through one ``vmap`` call.
 * ``CachedDoubleBackward`` (``"cached"``): reverse-over-reverse through a gradient graph built
   once with ``torch.autograd.grad(create_graph=True)`` (never into ``.grad``, so nothing leaks);
-  one double backward per direction (batching them with ``is_grads_batched`` was slower per
-  direction on this project's CPU).
+  one double backward per direction on a CPU; on an accelerator a block of directions goes
+  through one batched backward (``is_grads_batched``), where one backward per direction is
+  launch-bound (not measured here: no GPU was available).
 * ``ChainROperator`` (``"chain"``, ``chain_rop.py``): the R-operator written out for chains of
   Linear layers and element-wise activations; the cheapest where it applies.
 
@@ -21,6 +22,18 @@ load average 1.5-1.8) for the 26k-parameter digits MLP on 1438 samples, one prod
 chain 5.2-5.3 ms, cached 5.9-6.4 ms, fwd-rev 11.9-12.9 ms; PyHessian's product on its cached
 graph 5.7-6.0 ms. All are matrix-product bound (the same ~245k·N FLOPs for this MLP, ~3.5 ms at
 this CPU's ~98 GFLOP/s); the chain route saves autograd's overhead, not arithmetic.
+
+Blocks of directions on general models (``bench_hessian.py --blocks``: ConvNet(norm="batch"),
+the ResNet- and ViT-style nets of ``tests/zoo.py``, 256 digits, one thread, CPU ms per direction,
+load average ~14): forward-over-reverse falls from 84 / 47 / 64 (one direction per call) to
+55 / 25 / 32 with blocks of 4 (blocks of 8: no better), but the cached double backward costs
+47 / 24 / 28 one direction at a time, and batching it (``is_grads_batched``) changed that by
+under 10 %. So on a CPU: cached for one sample block, forward-over-reverse in blocks of up to 4
+(``HessianOperator``'s cap) when the data needs several blocks; trace probes and the SLQ runs of
+``spectral_density`` (``lanczos_runs``) are handed over in blocks either way.
+
+Attention runs on PyTorch's math kernel here (``_functional.math_attention``): the fused
+scaled-dot-product kernels have no forward-mode derivative and no double backward.
 """
 
 from __future__ import annotations
@@ -66,13 +79,16 @@ class ForwardOverReverse:
 
 
 class CachedDoubleBackward:
-    """Double backward through one gradient graph, built here (a forward and a backward)."""
+    """Double backward through one gradient graph, built here (a forward and a backward).
+    ``batched=True`` runs a block of directions through one batched backward
+    (``is_grads_batched``, a ``vmap`` over the graph) instead of one backward each."""
 
     mode = "cached"
-    max_block = 1 << 30  # any number of directions; they run one after another
+    max_block = 1 << 30  # any number of directions
 
-    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor]):
+    def __init__(self, f: LossFunction, theta: dict[str, torch.Tensor], batched: bool = False):
         self.leaves = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
+        self.batched = batched
         with torch.enable_grad():
             loss = f(self.leaves)
             self.grads = torch.autograd.grad(loss, list(self.leaves.values()), create_graph=True)
@@ -82,10 +98,16 @@ class CachedDoubleBackward:
             raise RuntimeError("this engine was released; build a new HessianOperator")
         b = next(iter(V.values())).shape[0]
         names, leaves = list(self.leaves), list(self.leaves.values())
-        rows = []
         with torch.enable_grad():
-            for j in range(b):
-                rows.append(torch.autograd.grad(self.grads, leaves, [V[k][j] for k in names], retain_graph=True))
+            if b > 1 and self.batched:
+                try:
+                    out = torch.autograd.grad(self.grads, leaves, [V[k] for k in names], retain_graph=True,
+                                              is_grads_batched=True)
+                    return {k: t.detach() for k, t in zip(names, out)}
+                except RuntimeError:  # an op without a batching rule: one backward per direction
+                    self.batched = False
+            rows = [torch.autograd.grad(self.grads, leaves, [V[k][j] for k in names], retain_graph=True)
+                    for j in range(b)]
         return {k: torch.stack([r[i] for r in rows]).detach() for i, k in enumerate(names)}
 
     def gradient(self) -> dict[str, torch.Tensor]:
@@ -112,5 +134,5 @@ def make_engine(f: LossFunction, names: list[str], theta: dict[str, torch.Tensor
                 "one block; use hvp_mode='auto', 'cached' or 'fwd-rev'"
             )
     if hvp_mode == "cached" or (hvp_mode == "auto" and one_block):
-        return CachedDoubleBackward(f, theta)
+        return CachedDoubleBackward(f, theta, batched=f.x.device.type != "cpu")
     return ForwardOverReverse(f, theta)

@@ -92,6 +92,54 @@ def ritz(alphas: list[float], betas: list[float], which: str, k: int) -> Ritz:
     return Ritz(theta, S, sel, theta[sel], torch.from_numpy(res), torch.from_numpy(gaps))
 
 
+def _basis(V0: torch.Tensor, max_iter: int, device) -> torch.Tensor:
+    """(R, m+1, P) float64 storage for R Lanczos bases, each starting at its normalised row of V0."""
+    V0 = V0.to(device, torch.float64)
+    Q = torch.empty(V0.shape[0], max_iter + 1, V0.shape[1], dtype=torch.float64, device=device)
+    Q[:, 0] = V0 / V0.norm(dim=1, keepdim=True)
+    return Q
+
+
+def _step(Q: torch.Tensor, j: int, w: torch.Tensor, alphas: list[float], betas: list[float]) -> bool:
+    """One Lanczos step given ``w = H q_j`` (P,): appends α_j and β_j, writes ``Q[j + 1]``
+    (re-orthogonalised against ``Q[: j + 1]``). Returns True at a breakdown (β ~ 0, then 0.0
+    is appended and nothing written)."""
+    a = float(torch.dot(w, Q[j]))
+    alphas.append(a)
+    w = w - a * Q[j]
+    if j > 0:
+        w -= betas[j - 1] * Q[j - 1]
+    B = Q[: j + 1]
+    before = float(torch.dot(w, w)) ** 0.5
+    w -= B.t() @ (B @ w)
+    b = float(torch.dot(w, w)) ** 0.5
+    if b < 0.7071 * before:  # DGKS: much cancelled, orthogonalise again
+        w -= B.t() @ (B @ w)
+        b = float(torch.dot(w, w)) ** 0.5
+    if b <= 1e-10 * max(max(abs(x) for x in alphas), 1e-30):
+        betas.append(0.0)
+        return True
+    betas.append(b)
+    Q[j + 1] = w / b
+    return False
+
+
+def lanczos_runs(matmat, V0: torch.Tensor, steps: int, *, device=None):
+    """Independent Lanczos runs from the rows of ``V0`` (R, P), ``steps`` steps each (or to a
+    breakdown), in lockstep: every step asks ``matmat`` (float64 (r, P) -> (r, P)) for the
+    products of all runs still going at once, so an engine can batch them. The same recurrences
+    as ``lanczos``, run by run. Returns [(alphas, betas)] per run."""
+    Q = _basis(V0, steps, device)  # (R, m+1, P)
+    runs: list[tuple[list[float], list[float]]] = [([], []) for _ in range(V0.shape[0])]
+    active = list(range(V0.shape[0]))
+    for j in range(steps):
+        if not active:
+            break
+        W = matmat(Q[active, j])  # (r, P)
+        active = [r for i, r in enumerate(active) if not _step(Q[r], j, W[i], *runs[r])]
+    return runs
+
+
 def lanczos(matvec, v0: torch.Tensor, max_iter: int, *, k: int = 1, which: str = "LA",
             tol: float | None = None, min_iter: int = 2, device=None):
     """Lanczos with full re-orthogonalisation from ``v0`` (P,), ``matvec``: float64 (P,) -> (P,).
@@ -99,33 +147,15 @@ def lanczos(matvec, v0: torch.Tensor, max_iter: int, *, k: int = 1, which: str =
     Returns ``(alphas, betas, Q (m, P), converged, breakdown)``; with ``tol`` None it runs
     ``max_iter`` steps (or to a breakdown).
     """
-    q = (v0 / float(torch.dot(v0, v0)) ** 0.5).to(device, torch.float64)
-    Q = torch.empty(max_iter + 1, q.shape[0], dtype=torch.float64, device=device)  # (m+1, P)
-    Q[0] = q
+    Q = _basis(v0[None], max_iter, device)[0]  # (m+1, P)
     alphas: list[float] = []
     betas: list[float] = []
     prev = None
     converged = breakdown = False
     for j in range(max_iter):
-        w = matvec(Q[j])
-        a = float(torch.dot(w, Q[j]))
-        alphas.append(a)
-        w -= a * Q[j]
-        if j > 0:
-            w -= betas[j - 1] * Q[j - 1]
-        B = Q[: j + 1]
-        before = float(torch.dot(w, w)) ** 0.5
-        w -= B.t() @ (B @ w)
-        b = float(torch.dot(w, w)) ** 0.5
-        if b < 0.7071 * before:  # DGKS: much cancelled, orthogonalise again
-            w -= B.t() @ (B @ w)
-            b = float(torch.dot(w, w)) ** 0.5
-        if b <= 1e-10 * max(max(abs(x) for x in alphas), 1e-30):
+        if _step(Q, j, matvec(Q[j]), alphas, betas):
             breakdown = True  # invariant subspace: the Ritz values are exact
-            betas.append(0.0)
             break
-        betas.append(b)
-        Q[j + 1] = w / b
         if tol is not None and j + 1 >= max(min_iter, k):
             r = ritz(alphas, betas, which, k)
             th = r.values.numpy()  # (k,) in numpy: tiny arrays, no per-op torch overhead

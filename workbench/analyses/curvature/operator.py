@@ -4,6 +4,11 @@
 blocks weighted by their sizes), with respect to the selected parameters (``params=``: all, names,
 or a predicate name -> bool), at the model's weights, evaluated in eval mode on a copy of the
 model (the user's model is only read). Products go through an engine from ``engines.py``.
+
+BatchNorm (``bn=``): ``"eval"`` (default) differentiates the network with its running statistics
+fixed (BatchNorm is then a fixed affine map per channel); ``"batch"`` normalises with the
+statistics of the evaluated batch (all samples, or blocks of ``batch_size``), which depend on the
+weights and are differentiated through, as in a training step. Dropout is off in both.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from ..._device import model_device
 from .._checks import check_choice, check_int, check_labels, check_model, check_number, check_seed
 from .._functional import (
     LossFunction,
+    check_bn,
     check_directions,
     check_method,
     flatten,
@@ -48,19 +54,23 @@ def select_params(names: list[str], params) -> list[str]:
     return sel
 
 
-def auto_block(model: nn.Module, x: torch.Tensor, memory_mb: float) -> int:
-    """Samples per block: all of them unless a rough activation estimate exceeds the budget."""
+def auto_block(model: nn.Module, x: torch.Tensor, memory_mb: float, bn: str = "eval") -> int:
+    """Samples per block: all of them unless a rough activation estimate exceeds the budget
+    (always all of them for ``bn="batch"``, where a block is the batch the statistics are of)."""
+    if bn == "batch":
+        return int(x.shape[0])
     widths = [p.shape[0] for p in model.parameters() if p.ndim >= 1]
     per_sample = 4.0 * 12 * (sum(widths) + x[0].numel())  # forward + tangents + backward, generous
     b = int(memory_mb * 2**20 // max(1.0, per_sample))
     return max(1, min(int(x.shape[0]), b))
 
 
-def setup(model, method, data, n_samples, seed, what: str = "data"):
+def setup(model, method, data, n_samples, seed, what: str = "data", bn: str = "eval"):
     """Checked (method, x, y, info) for a curvature entry point."""
     check_model(model)
     method = check_method(method)
     check_seed(seed)
+    check_bn(bn)
     x, y, info = prepare_data(data, model_device(model), n_samples, seed, what=what)
     check_labels(method, y, None, reads_outputs=False, what=what)  # presence and -1 (the range: in LossFunction)
     return method, x, y, info
@@ -75,13 +85,14 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, method, x, y, *, params=None, hvp_mode: str = "auto",
-                 memory_mb: float = 512.0, batch_size: int | None = None):
+                 memory_mb: float = 512.0, batch_size: int | None = None, bn: str = "eval"):
         check_choice(hvp_mode, "hvp_mode", HVP_MODES)
         memory_mb = check_number(memory_mb, "memory_mb")
         batch_size = check_int(batch_size, "batch_size", none="an automatic block size")
         if batch_size is None:
-            batch_size = auto_block(model, x, memory_mb)
-        self.f = LossFunction(model, method, x, y, batch_size=batch_size)
+            batch_size = auto_block(model, x, memory_mb, bn)
+        self.f = LossFunction(model, method, x, y, batch_size=batch_size, bn=bn)
+        self.bn = bn
         allp = param_dict(self.f.work)
         self.names = select_params(list(allp), params)
         self.theta = {k: allp[k] for k in self.names}
@@ -135,19 +146,20 @@ class HessianOperator:
 
 
 def hvp(model: nn.Module, method, data, v, *, params=None, n_samples: int | None = None,
-        seed: int = 0, batch_size: int | None = None) -> dict[str, torch.Tensor]:
+        seed: int = 0, batch_size: int | None = None, bn: str = "eval") -> dict[str, torch.Tensor]:
     """One Hessian-vector product, forward-over-reverse with ``torch.func``.
 
     ``v``: a dict name -> tensor (missing names = 0) over the selected ``params``; returns
-    ``H v`` as a dict of CPU tensors. The loss is the sample mean over ``data``.
+    ``H v`` as a dict of CPU tensors. The loss is the sample mean over ``data``; ``bn``: see the
+    module docstring.
     """
-    method, x, y, _ = setup(model, method, data, n_samples, seed)
+    method, x, y, _ = setup(model, method, data, n_samples, seed, bn=bn)
     if not isinstance(v, dict):
         raise TypeError(
             f"v must be a dict name -> tensor like dict(model.named_parameters()) (missing names = 0), "
             f"got {type(v).__name__}"
         )
-    op = HessianOperator(model, method, x, y, params=params, hvp_mode="fwd-rev", batch_size=batch_size)
+    op = HessianOperator(model, method, x, y, params=params, hvp_mode="fwd-rev", batch_size=batch_size, bn=bn)
     vd = check_directions([v], param_dict(model), what="v")[0]
     out = op.unflat(op.matvec(flatten(vd, op.names)))
     return {k: t.detach().cpu() for k, t in out.items()}

@@ -42,6 +42,7 @@ class Sharpness:
     history: torch.Tensor
     data: str
     elapsed: float
+    bn: str = "eval"  # BatchNorm statistics: "eval" (running) or "batch"
 
     def __repr__(self) -> str:
         ball = "adaptive (ASAM) " if self.adaptive else ""
@@ -91,20 +92,21 @@ def sharpness(
     per_class: bool = False,
     batch_size: int | None = None,
     memory_mb: float = 512.0,
+    bn: str = "eval",
 ):
     """SAM's sharpness by projected normalised gradient ascent (``steps`` gradients)."""
     if per_class:
         return _per_class(sharpness, model, method, data, n_samples, seed, rho=rho, adaptive=adaptive,
-                          steps=steps, params=params, batch_size=batch_size, memory_mb=memory_mb)
+                          steps=steps, params=params, batch_size=batch_size, memory_mb=memory_mb, bn=bn)
     t0 = time.perf_counter()
     rho = check_number(rho, "rho")
     steps = check_int(steps, "steps", example=10)
     memory_mb = check_number(memory_mb, "memory_mb")
     batch_size = check_int(batch_size, "batch_size", none="an automatic block size")
-    method, x, y, info = setup(model, method, data, n_samples, seed)
+    method, x, y, info = setup(model, method, data, n_samples, seed, bn=bn)
     if batch_size is None:
-        batch_size = auto_block(model, x, memory_mb)
-    f = LossFunction(model, method, x, y, batch_size=batch_size)
+        batch_size = auto_block(model, x, memory_mb, bn)
+    f = LossFunction(model, method, x, y, batch_size=batch_size, bn=bn)
     allp = param_dict(f.work)
     theta = {k: allp[k] for k in select_params(list(allp), params)}
     asc = _Ascent(f, theta, bool(adaptive))
@@ -123,5 +125,5 @@ def sharpness(
     best = max(hist)
     return Sharpness(
         sharpness=best - l0, loss=l0, max_loss=best, one_step=hist[0] - l0, rho=float(rho), adaptive=bool(adaptive),
-        steps=steps, history=torch.tensor(hist), data=str(info), elapsed=time.perf_counter() - t0,
+        steps=steps, history=torch.tensor(hist), data=str(info), elapsed=time.perf_counter() - t0, bn=bn,
     )

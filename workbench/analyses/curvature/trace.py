@@ -45,12 +45,14 @@ class HessianTrace:
     hvp_mode: str
     data: str
     elapsed: float
+    bn: str = "eval"  # BatchNorm statistics: "eval" (running) or "batch"
 
     def __repr__(self) -> str:
         rel = f" ({100 * self.stderr / abs(self.trace):.1f} %)" if self.trace else ""
         return (
             f"HessianTrace({self.trace:.5g} ± {self.stderr:.2g}{rel} by {self.estimator}, {self.n_matvecs} HVPs; "
-            f"{self.n_params} parameters, data {self.data}; {self.elapsed:.2f} s)"
+            f"{self.n_params} parameters, data {self.data}{'; BatchNorm on batch statistics' if self.bn == 'batch' else ''}; "
+            f"{self.elapsed:.2f} s)"
         )
 
 
@@ -58,10 +60,11 @@ def _exact(op: HessianOperator, chunk: int):
     P = op.dim
     diag = []
     for s in range(0, P, chunk):
-        E = torch.zeros(min(chunk, P - s), P, dtype=op.dtype)  # (b, P) unit vectors
-        E[torch.arange(E.shape[0]), torch.arange(s, s + E.shape[0])] = 1
+        E = torch.zeros(min(chunk, P - s), P, dtype=op.dtype, device=op.device)  # (b, P) unit vectors
+        E[torch.arange(E.shape[0], device=op.device), torch.arange(s, s + E.shape[0], device=op.device)] = 1
         HE = op.matmat(E, chunk=chunk)
-        diag.append(HE[torch.arange(E.shape[0]), torch.arange(s, s + E.shape[0])].double().cpu())
+        idx = torch.arange(E.shape[0], device=op.device)
+        diag.append(HE[idx, idx + s].double().cpu())
     d = torch.cat(diag)
     return float(d.sum()), 0.0, d
 
@@ -107,6 +110,7 @@ def hessian_trace(
     max_exact: int = 20_000,
     memory_mb: float = 512.0,
     batch_size: int | None = None,
+    bn: str = "eval",
 ):
     """Trace of the Hessian: Hutchinson with ``n_probes`` seeded Rademacher probes (a fixed
     budget; ``stderr`` = std / sqrt(n)), ``"hutch++"`` (the same budget of products split in
@@ -115,15 +119,15 @@ def hessian_trace(
     if per_class:
         return _per_class(hessian_trace, model, method, data, n_samples, seed, n_probes=n_probes,
                           estimator=estimator, params=params, hvp_mode=hvp_mode, chunk=chunk,
-                          max_exact=max_exact, memory_mb=memory_mb, batch_size=batch_size)
+                          max_exact=max_exact, memory_mb=memory_mb, batch_size=batch_size, bn=bn)
     t0 = time.perf_counter()
     check_choice(estimator, "estimator", TRACE_ESTIMATORS)
     n_probes = check_int(n_probes, "n_probes", minimum=2, example=64)  # the standard error needs two
     chunk = check_int(chunk, "chunk", example=16)
     max_exact = check_int(max_exact, "max_exact")
-    method, x, y, info = setup(model, method, data, n_samples, seed)
+    method, x, y, info = setup(model, method, data, n_samples, seed, bn=bn)
     op = HessianOperator(model, method, x, y, params=params, hvp_mode=hvp_mode, memory_mb=memory_mb,
-                         batch_size=batch_size)
+                         batch_size=batch_size, bn=bn)
     g = torch.Generator().manual_seed(int(seed))
     if estimator == "exact":
         if op.dim > max_exact:
@@ -139,5 +143,5 @@ def hessian_trace(
     op.release()
     return HessianTrace(
         trace=tr, stderr=se, samples=samples.float(), estimator=estimator, n_matvecs=op.n_matvecs,
-        n_params=op.dim, hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0,
+        n_params=op.dim, hvp_mode=op.mode, data=str(info), elapsed=time.perf_counter() - t0, bn=bn,
     )
