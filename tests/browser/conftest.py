@@ -48,9 +48,27 @@ def lab_server():
 
 
 @pytest.fixture(scope="session")
-def lab_browser(lab_server):
+def chromium():
+    """One headless Chromium (a playwright Browser) for the whole session: playwright's sync API
+    allows one instance per thread, so every browser test takes its pages from this one."""
+    try:
+        lab.check_browser_available()
+    except lab.BrowserUnavailable as e:
+        skip_or_fail(f"browser test needs a browser: {e}")
+    pw, browser = lab.launch_chromium()
+    try:
+        yield browser
+    finally:
+        try:
+            browser.close()
+        finally:
+            pw.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_browser(lab_server, chromium):
     timeout = float(os.environ.get("WORKBENCH_BROWSER_TIMEOUT", "300"))
-    browser = lab.LabBrowser(lab_server, timeout=timeout)
+    browser = lab.LabBrowser(lab_server, timeout=timeout, browser=chromium)
     try:
         yield browser
     finally:

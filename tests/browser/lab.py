@@ -63,7 +63,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-VIEWPORT = {"width": 1400, "height": 1000}
+#: the window every notebook is checked in (issue 19: views must fit a 1280x900 window)
+VIEWPORT = {"width": 1280, "height": 900}
 WIDGET_ERROR_TEXTS = ("Click to show javascript error", "Error displaying widget")
 
 
@@ -89,6 +90,20 @@ def check_browser_available() -> None:
                        "do NOT run `playwright install`)")
     if missing:
         raise BrowserUnavailable("; ".join(missing))
+
+
+def launch_chromium():
+    """(playwright, browser): Debian's headless Chromium; stop both with ``browser.close()`` and
+    ``playwright.stop()``."""
+    check_browser_available()
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        return pw, pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+    except Exception:
+        pw.stop()
+        raise
 
 
 def kernel_env(base: dict | None = None, fast: bool = True) -> dict:
@@ -324,6 +339,8 @@ class NotebookReport:
     slider_checked: bool = False
     screenshots: list[str] = dataclasses.field(default_factory=list)
     console_errors: list[str] = dataclasses.field(default_factory=list)
+    #: the no-overflow check: {how: {"column": px, "overflows": [...]}}
+    fit: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -342,6 +359,10 @@ class NotebookReport:
         lines = [f"{self.path}: {'OK' if self.ok else 'FAILED'} in {self.seconds:.1f} s "
                  f"(run-all {self.run_seconds:.1f} s); cells executed {self.executed_cells}/"
                  f"{self.code_cells}; plots drawn {drawn}/{len(self.plots)}; {sl}"]
+        if self.fit:
+            lines.append("  fits: " + "; ".join(
+                f"{how} (column {f['column']} px, {f['views']} views): {'yes' if not f['overflows'] else str(len(f['overflows'])) + ' overflow(s)'}"
+                for how, f in self.fit.items()))
         lines += [f"  problem: {p}" for p in self.problems]
         if self.console_errors and not self.ok:
             lines += [f"  browser console: {c}" for c in self.console_errors[:10]]
@@ -485,22 +506,21 @@ _JS_MODEL = """
 class LabBrowser:
     """Headless Chromium (Debian's) driven by playwright; one per session, one context per notebook."""
 
-    def __init__(self, server: LabServer, *, timeout: float = 300.0):
-        check_browser_available()
-        from playwright.sync_api import sync_playwright
-
+    def __init__(self, server: LabServer, *, timeout: float = 300.0, browser=None):
+        """``browser``: a playwright Browser to use (the session's, see conftest's ``chromium``;
+        one playwright per thread); by default one is launched here and closed by ``close``."""
         self.server = server
         self.timeout = timeout
         self._n_opened = 0
-        self._pw = sync_playwright().start()
-        try:
-            self.browser = self._pw.chromium.launch(
-                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        except Exception:
-            self._pw.stop()
-            raise
+        self._pw = None
+        if browser is not None:
+            self.browser = browser
+            return
+        self._pw, self.browser = launch_chromium()
 
     def close(self) -> None:
+        if self._pw is None:  # the browser belongs to the caller
+            return
         try:
             self.browser.close()
         finally:
@@ -667,6 +687,27 @@ class LabBrowser:
                     + ("plotly.js shows none of its traces (unknown trace type?); " if p["traces"] and not p["shown"] else "")
                     + f"size {p['width']}x{p['height']}, svg layer {p['svg']}, canvases {p['canvases']}"
                     + (", WebGL unavailable" if p["no_webgl"] else ""))
+        self._check_fit(page, rep)
+
+    def _check_fit(self, page, rep: NotebookReport) -> None:
+        """No view wider than its output area (``fit.py``): in the window as it is (left
+        sidebar collapsed) and with the file browser open, as a user has it (a narrower column)."""
+        from . import fit
+
+        page.mouse.move(2, 2)
+        for how in ("sidebar collapsed", "file browser open"):
+            if how == "file browser open":
+                page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+                page.wait_for_timeout(2000)  # the column narrows; plots follow (ResizeObserver)
+            column = page.evaluate("() => Math.round(document.querySelector('.jp-Notebook').clientWidth)")
+            n_views, found = fit.overflows(page, ".jp-Notebook")
+            rep.fit[how] = {"column": column, "views": n_views, "overflows": found}
+            if found:
+                rep.problems.append(f"views wider than their output area ({how}, "
+                                    f"{VIEWPORT['width']}x{VIEWPORT['height']} window, notebook column "
+                                    f"{column} px): {fit.describe(found)}")
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        page.wait_for_timeout(1500)
 
     def _screenshots(self, page, path, rep: NotebookReport, screenshot_dir, full_screenshot, stem) -> None:
         if screenshot_dir is not None:
@@ -819,10 +860,13 @@ def main(argv=None) -> int:
     ap.add_argument("--full", action="store_true", help="run with the full training defaults (no WORKBENCH_FAST=1)")
     ap.add_argument("--no-slider", action="store_true", help="do not move the first slider")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed for run-all per notebook")
+    ap.add_argument("--width", type=int, default=VIEWPORT["width"],
+                    help=f"browser window width in px (default {VIEWPORT['width']}; e.g. 1920 to look at a wide screen)")
     ap.add_argument("--root", help="folder JupyterLab serves (default: the repo root if the notebooks are in it, "
                                    "else their common parent)")
     args = ap.parse_args(argv)
     nbs = [pathlib.Path(n).resolve() for n in args.notebooks]
+    VIEWPORT["width"] = args.width
     for n in nbs:
         if not n.is_file() or n.suffix != ".ipynb":
             ap.error(f"{n} is not an .ipynb file")

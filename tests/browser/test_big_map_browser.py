@@ -44,7 +44,7 @@ print(json.dumps(dict(n=int(len(_sel)), dtype=str(_sel.dtype), sorted=bool(np.al
                       trait=int(len(_w.selection)), vertices=int(len(_poly)))))"""
 
 
-def test_million_point_map_renders_and_a_mouse_lasso_reaches_python(tmp_path):
+def test_million_point_map_renders_and_a_mouse_lasso_reaches_python(tmp_path, chromium):
     try:
         lab.check_browser_available()
     except lab.BrowserUnavailable as e:
@@ -55,7 +55,7 @@ def test_million_point_map_renders_and_a_mouse_lasso_reaches_python(tmp_path):
     shots = screenshot_dir()
     shots.mkdir(parents=True, exist_ok=True)
     errors = []
-    with lab.LabServer(tmp_path) as server, lab.LabBrowser(server, timeout=300) as br:
+    with lab.LabServer(tmp_path) as server, lab.LabBrowser(server, timeout=300, browser=chromium) as br:
         ctx = br.browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -254,7 +254,7 @@ def samples_grid(trajs: dict, *, flags: dict | None = None, data=None, lim=None,
         lo, hi = axis_box(*allpts, quantile=0.98, scale=1.5)
     fig.update_xaxes(range=[lo, hi], showgrid=False, zeroline=False, showticklabels=False)
     fig.update_yaxes(range=[lo, hi], showgrid=False, zeroline=False, showticklabels=False)
-    return base_layout(fig, title, height=260 * rows + 40, width=max(420, 240 * cols))
+    return base_layout(fig, title, height=260 * rows + 40)  # no fixed width: it takes the page's (issue 19)
 
 
 # --------------------------------------------------------------------------- score fields
@@ -279,7 +279,7 @@ def score_field(*fields, k: int | None = None, t: int | None = None, data=None, 
         fig.update_yaxes(scaleanchor=f"x{'' if i == 0 else i + 1}", scaleratio=1, row=1, col=i + 1)
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(showgrid=False, zeroline=False)
-    return base_layout(fig, title, height=420, width=max(440, 400 * len(fields)))
+    return base_layout(fig, title, height=420)  # no fixed width: it takes the page's (issue 19)
 
 
 def score_error(*errors, relative: bool = True, title: str | None = "Learned vs closed-form score"):
@@ -318,7 +318,7 @@ def hallucination_filter(report, *, title: str | None = "Trajectory-variance fil
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title="in-support kept", range=[0, 1.02], row=1, col=2)
     fig.update_yaxes(title="hallucinations removed", range=[0, 1.02], row=1, col=2)
-    return base_layout(fig, title, height=380, width=980)
+    return base_layout(fig, title, height=380)  # no fixed width: it takes the page's (issue 19)
 
 
 # --------------------------------------------------------------------------- images
