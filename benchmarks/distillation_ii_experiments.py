@@ -169,7 +169,7 @@ def wad(seeds, steps=1000):
             print(f"seed {s} {name}: {r!r}", flush=True)
         print(f"seed {s} supervised: {rows['supervised only'][-1]:.4f}", flush=True)
     _table(f"class mismatch (1/3 of the unlabelled data unseen classes), known-class test accuracy "
-           f"({len(seeds)} seeds)", rows)
+           f"({len(seeds)} seeds, {steps} steps)", rows)
     _table("weights as a known-vs-unseen score (AUROC)", aurocs)
     return {"accuracy": rows, "auroc": aurocs}
 
@@ -262,12 +262,20 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--methods", nargs="+", default=["random", "DM", "MTT", "CV-DD"])
+    ap.add_argument("--steps", type=int, default=None, help="ssl / wad training steps (default 2000 / 1000)")
+    ap.add_argument("--eval-epochs", type=int, default=300, help="dd: epochs of each evaluation network")
+    ap.add_argument("--eval-nets", type=int, default=3, help="dd: evaluation networks per set")
     ap.add_argument("--out", default="/tmp/distillation_ii")
     a = ap.parse_args()
     seeds = a.seeds or ([0, 1, 2, 3, 4] if a.what == "kd" else [0, 1, 2])
     t0 = time.time()
     fn = {"kd": kd_family, "ssl": ssl, "wad": wad, "simclr": simclr}.get(a.what)
-    res = fn(seeds) if fn else dd(seeds, tuple(a.ipc), methods=tuple(a.methods))
+    if a.what in ("ssl", "wad") and a.steps is not None:
+        res = fn(seeds, steps=a.steps)
+    elif fn:
+        res = fn(seeds)
+    else:
+        res = dd(seeds, tuple(a.ipc), eval_nets=a.eval_nets, eval_epochs=a.eval_epochs, methods=tuple(a.methods))
     print(f"\n{a.what}: {time.time() - t0:.0f} s wall, {time.process_time():.0f} s CPU (one thread), "
           f"load average {os.getloadavg()}")
     with open(f"{a.out}_{a.what}.json", "w") as f:
