@@ -206,7 +206,8 @@ def simclr(seeds):
 
 
 # --------------------------------------------------------------------------- dataset distillation
-def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random", "DM", "MTT", "CV-DD")):
+def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random", "DM", "MTT", "CV-DD"),
+       dm_iterations=500, mtt_iterations=300, n_experts=8):
     """Digits 80 % split; DD ConvNet (width 64, depth 2, instance norm); evaluation = eval_nets
     fresh ConvNets x eval_epochs epochs SGD (lr 0.01 or MTT's learned lr, momentum 0.9, wd 5e-4,
     DSA), accuracy and ECE on the 359 test digits. DM 500 iterations; MTT: 8 experts x 10 epochs
@@ -228,7 +229,7 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
         experts = None
         if "MTT" in methods:
             store = os.path.join(os.environ.get("TMPDIR", "/tmp"), "workbench-dd-experts")
-            experts = train_experts(train, n_experts=8, epochs=10, lr=0.05, test=test, store=store, seed=s)
+            experts = train_experts(train, n_experts=n_experts, epochs=10, lr=0.05, test=test, store=store, seed=s)
             print(f"seed {s}: {experts!r}", flush=True)
         committee = None
         for ipc in ipcs:
@@ -237,10 +238,10 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
                 record(f"random real, {ipc}/class", S.evaluate_synthetic(S.random_real_subset(train, ipc, seed=s), test,
                                                                         n_models=eval_nets, epochs=eval_epochs, seed=s))
             if "DM" in methods:
-                syn = distribution_matching(train, ipc, iterations=500, seed=s)
+                syn = distribution_matching(train, ipc, iterations=dm_iterations, seed=s)
                 record(f"DM, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
             if "MTT" in methods:
-                its = 100 if ipc >= 50 else 300
+                its = min(100, mtt_iterations) if ipc >= 50 else mtt_iterations
                 syn = trajectory_matching(train, experts, ipc, iterations=its, max_start_epoch=4 if ipc == 1 else 6,
                                           seed=s)
                 record(f"MTT, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
@@ -251,7 +252,8 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
                 syn = committee_voting(train, ipc, committee=committee, iterations=300, seed=s)
                 record(f"CV-DD, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
             print(f"seed {s} ipc {ipc}: {time.time() - t0:.0f} s", flush=True)
-    _table(f"dataset distillation, test accuracy ({len(seeds)} seeds x {eval_nets} nets, {eval_epochs} epochs)", acc)
+    _table(f"dataset distillation, test accuracy ({len(seeds)} seeds x {eval_nets} nets, {eval_epochs} epochs; "
+           f"DM {dm_iterations} iterations, MTT {n_experts} experts, {mtt_iterations} iterations)", acc)
     _table("dataset distillation, ECE (10 bins)", ece)
     return {"accuracy": acc, "ece": ece}
 
@@ -265,6 +267,9 @@ def main():
     ap.add_argument("--steps", type=int, default=None, help="ssl / wad training steps (default 2000 / 1000)")
     ap.add_argument("--eval-epochs", type=int, default=300, help="dd: epochs of each evaluation network")
     ap.add_argument("--eval-nets", type=int, default=3, help="dd: evaluation networks per set")
+    ap.add_argument("--dm-iterations", type=int, default=500, help="dd: DM iterations")
+    ap.add_argument("--mtt-iterations", type=int, default=300, help="dd: MTT iterations (ipc 50: at most 100)")
+    ap.add_argument("--experts", type=int, default=8, help="dd: MTT expert trajectories")
     ap.add_argument("--out", default="/tmp/distillation_ii")
     a = ap.parse_args()
     seeds = a.seeds or ([0, 1, 2, 3, 4] if a.what == "kd" else [0, 1, 2])
@@ -275,7 +280,8 @@ def main():
     elif fn:
         res = fn(seeds)
     else:
-        res = dd(seeds, tuple(a.ipc), eval_nets=a.eval_nets, eval_epochs=a.eval_epochs, methods=tuple(a.methods))
+        res = dd(seeds, tuple(a.ipc), eval_nets=a.eval_nets, eval_epochs=a.eval_epochs, methods=tuple(a.methods),
+                 dm_iterations=a.dm_iterations, mtt_iterations=a.mtt_iterations, n_experts=a.experts)
     print(f"\n{a.what}: {time.time() - t0:.0f} s wall, {time.process_time():.0f} s CPU (one thread), "
           f"load average {os.getloadavg()}")
     with open(f"{a.out}_{a.what}.json", "w") as f:
