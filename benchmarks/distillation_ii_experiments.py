@@ -1,10 +1,12 @@
 """The measured figures of issue 18 (distillation, second wave), as printed tables.
 
     python benchmarks/distillation_ii_experiments.py kd   [--seeds 0 1 2 3 4]   # the KD-family table
-    python benchmarks/distillation_ii_experiments.py ssl  [--seeds 0 1 2]       # 50 labels: SSL vs supervised
+    python benchmarks/distillation_ii_experiments.py ssl  [--seeds 0 1 2] [--steps 2000]  # 50 labels: SSL vs supervised
     python benchmarks/distillation_ii_experiments.py wad  [--seeds 0 1 2]       # 1/3 unseen-class unlabelled data
     python benchmarks/distillation_ii_experiments.py simclr [--seeds 0 1 2]     # SimCLRv2 at ~1 % / 10 % labels
     python benchmarks/distillation_ii_experiments.py dd   [--seeds 0 1 2] [--ipc 1 10 50]
+        [--methods random DM MTT CV-DD] [--dm-iterations 500] [--mtt-iterations 300] [--experts 8]
+        [--eval-nets 3] [--eval-epochs 300]                                 # smaller sizes: say so
 
 Each prints a markdown table of mean ± std over the seeds (and the per-seed values), the
 wall time and the load average, and writes the raw numbers as JSON next to ``--out``. One torch
