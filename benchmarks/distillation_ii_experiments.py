@@ -1,10 +1,12 @@
 """The measured figures of issue 18 (distillation, second wave), as printed tables.
 
     python benchmarks/distillation_ii_experiments.py kd   [--seeds 0 1 2 3 4]   # the KD-family table
-    python benchmarks/distillation_ii_experiments.py ssl  [--seeds 0 1 2]       # 50 labels: SSL vs supervised
+    python benchmarks/distillation_ii_experiments.py ssl  [--seeds 0 1 2] [--steps 2000]  # 50 labels: SSL vs supervised
     python benchmarks/distillation_ii_experiments.py wad  [--seeds 0 1 2]       # 1/3 unseen-class unlabelled data
     python benchmarks/distillation_ii_experiments.py simclr [--seeds 0 1 2]     # SimCLRv2 at ~1 % / 10 % labels
     python benchmarks/distillation_ii_experiments.py dd   [--seeds 0 1 2] [--ipc 1 10 50]
+        [--methods random DM MTT CV-DD] [--dm-iterations 500] [--mtt-iterations 300] [--experts 8]
+        [--eval-nets 3] [--eval-epochs 300]                                 # smaller sizes: say so
 
 Each prints a markdown table of mean ± std over the seeds (and the per-seed values), the
 wall time and the load average, and writes the raw numbers as JSON next to ``--out``. One torch
@@ -169,7 +171,7 @@ def wad(seeds, steps=1000):
             print(f"seed {s} {name}: {r!r}", flush=True)
         print(f"seed {s} supervised: {rows['supervised only'][-1]:.4f}", flush=True)
     _table(f"class mismatch (1/3 of the unlabelled data unseen classes), known-class test accuracy "
-           f"({len(seeds)} seeds)", rows)
+           f"({len(seeds)} seeds, {steps} steps)", rows)
     _table("weights as a known-vs-unseen score (AUROC)", aurocs)
     return {"accuracy": rows, "auroc": aurocs}
 
@@ -206,7 +208,8 @@ def simclr(seeds):
 
 
 # --------------------------------------------------------------------------- dataset distillation
-def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random", "DM", "MTT", "CV-DD")):
+def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random", "DM", "MTT", "CV-DD"),
+       dm_iterations=500, mtt_iterations=300, n_experts=8):
     """Digits 80 % split; DD ConvNet (width 64, depth 2, instance norm); evaluation = eval_nets
     fresh ConvNets x eval_epochs epochs SGD (lr 0.01 or MTT's learned lr, momentum 0.9, wd 5e-4,
     DSA), accuracy and ECE on the 359 test digits. DM 500 iterations; MTT: 8 experts x 10 epochs
@@ -228,7 +231,7 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
         experts = None
         if "MTT" in methods:
             store = os.path.join(os.environ.get("TMPDIR", "/tmp"), "workbench-dd-experts")
-            experts = train_experts(train, n_experts=8, epochs=10, lr=0.05, test=test, store=store, seed=s)
+            experts = train_experts(train, n_experts=n_experts, epochs=10, lr=0.05, test=test, store=store, seed=s)
             print(f"seed {s}: {experts!r}", flush=True)
         committee = None
         for ipc in ipcs:
@@ -237,10 +240,10 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
                 record(f"random real, {ipc}/class", S.evaluate_synthetic(S.random_real_subset(train, ipc, seed=s), test,
                                                                         n_models=eval_nets, epochs=eval_epochs, seed=s))
             if "DM" in methods:
-                syn = distribution_matching(train, ipc, iterations=500, seed=s)
+                syn = distribution_matching(train, ipc, iterations=dm_iterations, seed=s)
                 record(f"DM, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
             if "MTT" in methods:
-                its = 100 if ipc >= 50 else 300
+                its = min(100, mtt_iterations) if ipc >= 50 else mtt_iterations
                 syn = trajectory_matching(train, experts, ipc, iterations=its, max_start_epoch=4 if ipc == 1 else 6,
                                           seed=s)
                 record(f"MTT, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
@@ -251,7 +254,8 @@ def dd(seeds, ipcs=(1, 10, 50), eval_nets=3, eval_epochs=300, methods=("random",
                 syn = committee_voting(train, ipc, committee=committee, iterations=300, seed=s)
                 record(f"CV-DD, {ipc}/class", S.evaluate_synthetic(syn, test, n_models=eval_nets, epochs=eval_epochs, seed=s))
             print(f"seed {s} ipc {ipc}: {time.time() - t0:.0f} s", flush=True)
-    _table(f"dataset distillation, test accuracy ({len(seeds)} seeds x {eval_nets} nets, {eval_epochs} epochs)", acc)
+    _table(f"dataset distillation, test accuracy ({len(seeds)} seeds x {eval_nets} nets, {eval_epochs} epochs; "
+           f"DM {dm_iterations} iterations, MTT {n_experts} experts, {mtt_iterations} iterations)", acc)
     _table("dataset distillation, ECE (10 bins)", ece)
     return {"accuracy": acc, "ece": ece}
 
@@ -262,12 +266,24 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--methods", nargs="+", default=["random", "DM", "MTT", "CV-DD"])
+    ap.add_argument("--steps", type=int, default=None, help="ssl / wad training steps (default 2000 / 1000)")
+    ap.add_argument("--eval-epochs", type=int, default=300, help="dd: epochs of each evaluation network")
+    ap.add_argument("--eval-nets", type=int, default=3, help="dd: evaluation networks per set")
+    ap.add_argument("--dm-iterations", type=int, default=500, help="dd: DM iterations")
+    ap.add_argument("--mtt-iterations", type=int, default=300, help="dd: MTT iterations (ipc 50: at most 100)")
+    ap.add_argument("--experts", type=int, default=8, help="dd: MTT expert trajectories")
     ap.add_argument("--out", default="/tmp/distillation_ii")
     a = ap.parse_args()
     seeds = a.seeds or ([0, 1, 2, 3, 4] if a.what == "kd" else [0, 1, 2])
     t0 = time.time()
     fn = {"kd": kd_family, "ssl": ssl, "wad": wad, "simclr": simclr}.get(a.what)
-    res = fn(seeds) if fn else dd(seeds, tuple(a.ipc), methods=tuple(a.methods))
+    if a.what in ("ssl", "wad") and a.steps is not None:
+        res = fn(seeds, steps=a.steps)
+    elif fn:
+        res = fn(seeds)
+    else:
+        res = dd(seeds, tuple(a.ipc), eval_nets=a.eval_nets, eval_epochs=a.eval_epochs, methods=tuple(a.methods),
+                 dm_iterations=a.dm_iterations, mtt_iterations=a.mtt_iterations, n_experts=a.experts)
     print(f"\n{a.what}: {time.time() - t0:.0f} s wall, {time.process_time():.0f} s CPU (one thread), "
           f"load average {os.getloadavg()}")
     with open(f"{a.out}_{a.what}.json", "w") as f:
