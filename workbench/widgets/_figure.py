@@ -72,7 +72,6 @@ function load(model) {
   }
   return globalThis[KEY];
 }
-// plotly's model-level handlers patch _widget_data / _widget_layout with these transient messages
 const PY2JS = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
   "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
   "_py2js_removeTraceProps"];
@@ -89,13 +88,10 @@ export default () => {
     return ready;
   }
   return {
-    // anywidget gives initialize 2 s; past that the model's runtime is marked failed for good and
-    // every later message from Python is dropped (the figure still draws, but never changes).
-    // Loading plotly's bundle can take longer on a busy page, so initialize only starts it:
-    // messages that arrive before it is loaded are kept and handed to plotly's model afterwards.
+    // returns at once (anywidget's 2 s limit, see the module docstring, 1.)
     initialize(ctx) {
       const model = ctx.model;
-      const early = [];  // [key, value] of messages that came before plotly's model existed
+      const early = [];  // [key, value] that came before plotly's model existed
       let live = false;
       for (const key of PY2JS) {
         model.on("change:" + key, () => {
