@@ -4,13 +4,17 @@ Every view builds its figures with ``figure_widget(fig)`` and displays itself th
 ``bundle(widget)``. Four failure modes of plain ``go.FigureWidget`` (plotly 7.1 on anywidget
 0.11, seen in headless Chromium on a loaded 2-core machine) are handled here:
 
-1. **anywidget's 2-second limit.** anywidget gives a widget's JavaScript 2 s to load and
-   initialise ("[anywidget] Failed to initialize model."); until it succeeds, state messages from
-   Python are not applied, and after a time-out they are dropped. plotly ships its ~5 MB bundle
-   as each FigureWidget's module, so every figure made the browser parse it again, and a view
-   with three figures regularly missed the limit under load. ``_SHARED_ESM`` evaluates the bundle
-   once per page (kept on ``globalThis``) and gives each model its own instance of plotly's
-   widget (the bundle's default export is a per-model factory).
+1. **anywidget's 2-second limit.** anywidget gives a widget's ``initialize`` 2 s ("[anywidget]
+   Failed to initialize model."); past that the model's runtime stays failed and every later
+   message from Python is dropped: the figure still draws (its state came with the model), but
+   patches never reach it (the Voila app's snapshot slider moved its readout and not its map on a
+   loaded machine; 4x CPU throttling in Chromium reproduced it every time: plotly's model took
+   8 s to initialise). plotly ships its ~5 MB bundle as each FigureWidget's module, so every
+   figure made the browser parse it again. ``_SHARED_ESM`` evaluates the bundle once per page
+   (kept on ``globalThis``) and gives each model its own instance of plotly's widget (the
+   bundle's default export is a per-model factory); its ``initialize`` only starts loading the
+   bundle and returns at once, keeping the ``_py2js_*`` messages that arrive before plotly's
+   model exists and handing them to it afterwards (views wait for the bundle in ``render``).
 2. **Data sent after the comm opened.** plotly's ``FigureWidget.__init__`` opens the widget's
    comm (inside ``anywidget.AnyWidget.__init__``) and only then sets ``_widget_data`` and
    ``_widget_layout``, as update messages; if those are dropped (1.) the figure draws empty.
@@ -68,6 +72,9 @@ function load(model) {
   }
   return globalThis[KEY];
 }
+const PY2JS = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
+  "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
+  "_py2js_removeTraceProps"];
 export default () => {
   let ready = null;
   let inner = null;
@@ -76,13 +83,50 @@ export default () => {
       ready = load(ctx.model).then(async (mod) => {
         inner = mod.default();
         if (inner.initialize) await inner.initialize(ctx);
-      });
+      }).catch((err) => { ready = null; throw err; });  // let a later render retry
     }
     return ready;
   }
   return {
+    // returns at once (anywidget's 2 s limit, see the module docstring, 1.)
     initialize(ctx) {
-      return setup(ctx);
+      const model = ctx.model;
+      const early = [];  // [key, value] that came before plotly's model existed
+      let live = false;
+      for (const key of PY2JS) {
+        model.on("change:" + key, () => {
+          const value = model.get(key);
+          if (!live && value !== null && value !== undefined) early.push([key, value]);
+        });
+      }
+      const replaying = new Map();
+      const listeners = [];
+      const proxy = new Proxy(model, {
+        get(target, prop) {
+          if (prop === "get") return (key) => (replaying.has(key) ? replaying.get(key) : target.get(key));
+          if (prop === "on") {
+            return (name, callback, context) => {
+              listeners.push([name, callback]);
+              return target.on(name, callback, context);
+            };
+          }
+          const value = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      setup({ ...ctx, model: proxy }).then(() => {
+        for (const [key, value] of early) {
+          replaying.set(key, value);
+          for (const [name, callback] of listeners) if (name === "change:" + key) callback();
+          replaying.delete(key);
+        }
+        early.length = 0;
+        live = true;
+      }).catch((err) => {
+        early.length = 0;
+        live = true;
+        console.error("[workbench] plotly's widget failed to load:", err);
+      });
     },
     async render(ctx) {
       await setup(ctx);
