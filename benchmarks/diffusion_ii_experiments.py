@@ -1,4 +1,5 @@
-"""The measurements behind the issue-17 report (CPU, one thread). Each prints JSON lines.
+"""The measurements behind notebook 10's closing note (CPU, one thread). Each prints JSON lines,
+saved as ``benchmarks/results/diffusion_ii_<what>.jsonl``:
 
     OMP_NUM_THREADS=1 python benchmarks/diffusion_ii_experiments.py classifier   # gaussians8 + digits
     OMP_NUM_THREADS=1 python benchmarks/diffusion_ii_experiments.py probe        # digits probe heat map
