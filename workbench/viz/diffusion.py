@@ -16,6 +16,8 @@ import numpy as np
 
 from ._common import PALETTE, base_layout, go, to_numpy
 
+SVG_MAX_POINTS = 30_000  # samples_grid draws SVG up to this many points in all, WebGL above
+
 FLAG_COLOURS = ("#4C78A8", "#E45756", "#EECA3B")  # in-support, hallucination, between
 FLAG_NAMES = ("in-support", "hallucination", "between")
 TRAIL_COLOUR = "#222222"
@@ -232,6 +234,11 @@ def samples_grid(trajs: dict, *, flags: dict | None = None, data=None, lim=None,
     cols = cols or len(names)
     rows = int(np.ceil(len(names) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03, vertical_spacing=0.08)
+    n_data = 0 if data is None else len(to_numpy(getattr(data, "x", data)).reshape(-1, 2))
+    n_total = sum(len(to_numpy(getattr(trajs[nm], "samples", trajs[nm])).reshape(-1, 2)) + n_data for nm in names)
+    # SVG up to SVG_MAX_POINTS: a page holds only a few WebGL contexts (Chromium drops the oldest
+    # beyond its limit, and that plot goes blank), and a notebook shows many of these grids
+    scatter = go.Scatter if n_total <= SVG_MAX_POINTS else go.Scattergl
     allpts = []
     for i, nm in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
@@ -240,12 +247,12 @@ def samples_grid(trajs: dict, *, flags: dict | None = None, data=None, lim=None,
         allpts.append(pts)
         if data is not None:
             d = to_numpy(getattr(data, "x", data)).reshape(-1, 2)
-            fig.add_trace(go.Scattergl(x=d[:, 0], y=d[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
-                                       marker=dict(size=2, color="rgba(150,150,150,0.35)")), row=r, col=c)
+            fig.add_trace(scatter(x=d[:, 0], y=d[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
+                                  marker=dict(size=2, color="rgba(150,150,150,0.35)")), row=r, col=c)
         f = None if flags is None or flags.get(nm) is None else flag_codes(flags[nm], len(pts))
         col = PALETTE[0] if f is None else np.array(FLAG_COLOURS)[f]
-        fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", showlegend=False, name=nm,
-                                   marker=dict(size=marker_size, color=col, opacity=0.7)), row=r, col=c)
+        fig.add_trace(scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", showlegend=False, name=nm,
+                              marker=dict(size=marker_size, color=col, opacity=0.7)), row=r, col=c)
     if lim is not None:
         lo, hi = lim
     elif data is not None:
