@@ -137,3 +137,28 @@ def test_options_and_errors():
     with pytest.raises(ValueError, match="gamma"):   # checked by fit before anything changes
         wb.fit(wb.models.MLP(4, (6,), 3, seed=0), wb.methods.CrossEntropy(), _data(), steps=1, optimizer="awp",
                gamma=-1, progress=False)
+
+
+@pytest.mark.parametrize("name,options", [("awp", dict(gamma=0.1)), ("sam", dict(rho=0.5))])
+def test_a_closure_that_raises_leaves_the_weights_where_they_were(name, options):
+    """Both two-pass optimizers move the weights before the closure; if the closure raises
+    (out of memory, a user's bug), the weights are back at w and the base optimizer has not
+    stepped."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    ds = _data()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = make_optimizer(name, list(model.parameters()), lr=0.1, weight_decay=None, **options)
+    _grads(model, ds.x, ds.y)
+
+    def closure():
+        raise RuntimeError("boom in the second pass")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        opt.step(closure)
+    for p, b in zip(model.parameters(), before):  # AWP subtracts v again: w + v − v, equal up to rounding
+        torch.testing.assert_close(p.detach(), b, rtol=0, atol=1e-6)
+    assert not opt.base_optimizer.state  # no momentum buffer: the base step did not run
+    with pytest.raises(ValueError, match="closure"):
+        opt.step()
+    with pytest.raises(ValueError, match="base='awp' is not allowed"):
+        make_optimizer(name, list(model.parameters()), lr=0.1, weight_decay=None, base="awp", **options)

@@ -13,11 +13,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 from . import fit, lab
@@ -57,85 +54,31 @@ class PageReport:
         return "\n".join(lines)
 
 
-class VoilaServer:
+class VoilaServer(lab.ServerProcess):
     """``voila NOTEBOOK`` on 127.0.0.1 with a random port; use as a context manager."""
 
+    name = "voila"
+
     def __init__(self, notebook: str | os.PathLike, *, fast: bool = True, start_timeout: float = 60.0):
+        super().__init__(fast=fast, start_timeout=start_timeout)
         self.notebook = pathlib.Path(notebook).resolve()
-        self.fast = fast
-        self.start_timeout = start_timeout
-        self.port = lab._free_port()
-        self.proc: subprocess.Popen | None = None
-        self.tmp: tempfile.TemporaryDirectory | None = None
-        self._log = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> VoilaServer:
-        self.tmp = tempfile.TemporaryDirectory(prefix="workbench-voila-")
-        base = pathlib.Path(self.tmp.name)
-        env = lab.kernel_env(fast=self.fast)
-        env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"))
-        self._log = open(base / "voila.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", str(self.notebook), "--no-browser",
-             "--Voila.ip=127.0.0.1", f"--Voila.port={self.port}", "--Voila.port_retries=0",
-             "--strip_sources=True", "--show_tracebacks=True"],
-            cwd=str(self.notebook.parent), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                log = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"voila exited with code {self.proc.returncode if self.proc else '?'}:\n{log}")
-            with socket.socket() as s:
-                s.settimeout(1)
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            if time.monotonic() > deadline:
-                log = self.log_tail()
-                self.stop()
-                raise TimeoutError(f"voila did not listen on port {self.port} within {self.start_timeout:.0f} s:\n{log}")
-            time.sleep(0.3)
+        self._spawn([sys.executable, "-m", "voila", str(self.notebook), "--no-browser",
+                     "--Voila.ip=127.0.0.1", f"--Voila.port={self.port}", "--Voila.port_retries=0",
+                     "--strip_sources=True", "--show_tracebacks=True"],
+                    cwd=self.notebook.parent, env=lab.kernel_env(fast=self.fast), prefix="workbench-voila-")
+        self._wait_ready(self._listens)
+        return self
 
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return (pathlib.Path(self.tmp.name) / "voila.log").read_bytes()[-n:].decode("utf-8", "replace")
-        except (OSError, AttributeError):
-            return ""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            below = lab._descendants(proc.pid)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for pid in below:  # kernels run in their own sessions: stop any left over, by pid
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.tmp is not None:
-            self.tmp.cleanup()
-            self.tmp = None
-
-    def __enter__(self) -> VoilaServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _listens(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
 
 def open_page(browser, url: str, rep: PageReport, timeout: float):

@@ -46,12 +46,13 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_int, check_number
-from .optim import make_optimizer, register_optimizer
+from ._two_pass import TwoPassOptimizer
+from .optim import register_optimizer
 
 EPS = 1e-20
 
 
-class AWP(torch.optim.Optimizer):
+class AWP(TwoPassOptimizer):
     """Two-pass AWP around a base optimizer; ``step(closure)`` is required (``needs_closure``).
 
     When ``step`` is called, the gradients at ``w`` must already be in ``.grad`` (``fit`` does
@@ -59,23 +60,15 @@ class AWP(torch.optim.Optimizer):
     back-propagate and return the loss.
     """
 
-    needs_closure = True
+    name = "AWP"
+    restore_before_step = False  # the base step happens at w + v; v is subtracted afterwards
 
     def __init__(self, params, *, lr: float, gamma: float = 0.01, awp_warmup: int = 0, base: str = "sgd",
                  weight_decay: float | None = None, **base_options):
         gamma = check_number(gamma, "gamma", min=0, min_open=True,
                              hint="the layer-wise relative size of the weight perturbation, e.g. 0.01 (AT-AWP) or 0.005 (TRADES-AWP)")
         awp_warmup = check_int(awp_warmup, "awp_warmup", min=0, hint="steps of plain training before AWP starts")
-        if base in ("awp", "sam"):
-            raise ValueError(f"base={base!r} is not allowed; choose a plain optimizer such as 'sgd' or 'adam'")
-        if not isinstance(base, str) and not callable(base):
-            raise TypeError(f"base must be an optimizer name or factory, got {type(base).__name__}")
-        super().__init__(params, dict(gamma=gamma))
-        self.base_optimizer = make_optimizer(base, self.param_groups, lr=lr, weight_decay=weight_decay,
-                                             **base_options)
-        self.param_groups = self.base_optimizer.param_groups
-        self.defaults.update(self.base_optimizer.defaults)
-        self.base_name = base if isinstance(base, str) else getattr(base, "__name__", "custom")
+        super().__init__(params, dict(gamma=gamma), lr=lr, base=base, weight_decay=weight_decay, **base_options)
         self.awp_warmup, self.steps_done = awp_warmup, 0
 
     @torch.no_grad()
@@ -98,31 +91,11 @@ class AWP(torch.optim.Optimizer):
                 if v is not None:
                     p.sub_(v)
 
-    def step(self, closure=None):
-        if closure is None:
-            raise ValueError(
-                "AWP needs a closure that re-evaluates the loss on the same batch: "
-                "opt.step(closure) after loss.backward(); wb.fit does this for optimizer='awp'"
-            )
+    _perturb, _restore = perturb, restore
+
+    def _plain_step(self) -> bool:
         self.steps_done += 1
-        if self.steps_done <= self.awp_warmup:
-            self.base_optimizer.step()
-            return None
-        self.perturb()
-        try:
-            with torch.enable_grad():
-                loss = closure()
-            self.base_optimizer.step()
-        finally:
-            self.restore()
-        return loss
-
-    def state_dict(self):
-        return self.base_optimizer.state_dict()
-
-    def load_state_dict(self, state_dict):
-        self.base_optimizer.load_state_dict(state_dict)
-        self.param_groups = self.base_optimizer.param_groups
+        return self.steps_done <= self.awp_warmup
 
     def __repr__(self) -> str:
         g = self.param_groups[0]

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import torch
 
-from .optim import make_optimizer, register_optimizer
+from ._two_pass import TwoPassOptimizer
+from .optim import register_optimizer
 
 
-class SAM(torch.optim.Optimizer):
+class SAM(TwoPassOptimizer):
     """Two-step SAM around a base optimizer; ``step(closure)`` is required (``needs_closure``).
 
     When ``step`` is called, the gradients at ``w`` must already be in ``.grad`` (``fit`` does
@@ -45,22 +46,15 @@ class SAM(torch.optim.Optimizer):
     back-propagate and return the loss.
     """
 
-    needs_closure = True
+    name = "SAM"
+    restore_before_step = True  # back to w, then the base step with the gradient from w + ε
 
     def __init__(self, params, *, lr: float, rho: float = 0.05, adaptive: bool = False,
                  base: str = "sgd", weight_decay: float | None = None, **base_options):
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho > 0:
             raise ValueError(f"rho must be a positive number (the radius of the ascent step), got {rho!r}")
-        if base == "sam":
-            raise ValueError("base='sam' is not allowed; choose a plain optimizer such as 'sgd' or 'adam'")
-        if not isinstance(base, str) and not callable(base):
-            raise TypeError(f"base must be an optimizer name or factory, got {type(base).__name__}")
-        super().__init__(params, dict(rho=float(rho), adaptive=bool(adaptive)))
-        self.base_optimizer = make_optimizer(base, self.param_groups, lr=lr, weight_decay=weight_decay,
-                                             **base_options)
-        self.param_groups = self.base_optimizer.param_groups
-        self.defaults.update(self.base_optimizer.defaults)
-        self.base_name = base if isinstance(base, str) else getattr(base, "__name__", "custom")
+        super().__init__(params, dict(rho=float(rho), adaptive=bool(adaptive)), lr=lr, base=base,
+                         weight_decay=weight_decay, **base_options)
 
     @torch.no_grad()
     def _grad_norm(self) -> torch.Tensor:
@@ -79,7 +73,7 @@ class SAM(torch.optim.Optimizer):
         return torch.stack([n.to(dev) for n in norms]).norm(2)
 
     @torch.no_grad()
-    def first_step(self):
+    def _perturb(self) -> None:
         """w <- w + ε(w); remembers w."""
         gn = self._grad_norm()
         for group in self.param_groups:
@@ -94,33 +88,22 @@ class SAM(torch.optim.Optimizer):
                 p.add_(e)
 
     @torch.no_grad()
-    def second_step(self):
-        """w <- the remembered w, then the base optimizer's step with the gradient at w + ε."""
+    def _restore(self) -> None:
+        """w <- the remembered w."""
         for group in self.param_groups:
             for p in group["params"]:
                 w = self.state[p].pop("sam_w", None)
                 if w is not None:
                     p.copy_(w)
+
+    def first_step(self) -> None:
+        """w <- w + ε(w) (the ascent step; ``step(closure)`` does both steps)."""
+        self._perturb()
+
+    def second_step(self) -> None:
+        """w <- the remembered w, then the base optimizer's step with the gradient at w + ε."""
+        self._restore()
         self.base_optimizer.step()
-
-    def step(self, closure=None):
-        if closure is None:
-            raise ValueError(
-                "SAM needs a closure that re-evaluates the loss on the same batch: "
-                "opt.step(closure) after loss.backward(); wb.fit does this for optimizer='sam'"
-            )
-        self.first_step()
-        with torch.enable_grad():
-            loss = closure()
-        self.second_step()
-        return loss
-
-    def state_dict(self):
-        return self.base_optimizer.state_dict()
-
-    def load_state_dict(self, state_dict):
-        self.base_optimizer.load_state_dict(state_dict)
-        self.param_groups = self.base_optimizer.param_groups
 
     def __repr__(self) -> str:
         g = self.param_groups[0]
