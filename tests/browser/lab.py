@@ -182,32 +182,130 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-class LabServer:
+class ServerProcess:
+    """A local server in its own process group with a temp folder and a log; a context manager.
+
+    Subclasses give ``start()`` (write config, ``_spawn`` the command, ``_wait_ready``) and may
+    override ``_before_stop`` (e.g. shut kernels down through the server's API).
+    """
+
+    name = "server"
+
+    def __init__(self, *, fast: bool = True, start_timeout: float = 90.0):
+        self.fast = fast
+        self.start_timeout = start_timeout
+        self.port = _free_port()
+        self.proc: subprocess.Popen | None = None
+        self.tmp: tempfile.TemporaryDirectory | None = None
+        self.log_path: pathlib.Path | None = None
+        self._log = None
+
+    def _spawn(self, argv: list[str], *, cwd, env: dict, prefix: str) -> pathlib.Path:
+        """Make the temp folder, start ``argv`` logging into it; returns the folder."""
+        self.tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        base = pathlib.Path(self.tmp.name)
+        env = dict(env)
+        env.update(self._config(base))
+        self.log_path = base / "server.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        atexit.register(self.stop)  # belt and braces: the fixture/context manager stops it first
+        return base
+
+    def _config(self, base: pathlib.Path) -> dict:
+        """Environment variables pointing the server at config in ``base``."""
+        return {"JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
+
+    def _wait_ready(self, ready) -> None:
+        """Poll ``ready()`` until it is true; stop and raise with the log tail if the process dies
+        or ``start_timeout`` passes."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                log, code = self.log_tail(), self.proc.returncode
+                self.stop()
+                raise RuntimeError(f"{self.name} exited with code {code}:\n{log}")
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                log = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"{self.name} did not answer on port {self.port} within "
+                                   f"{self.start_timeout:.0f} s:\n{log}")
+            time.sleep(0.3)
+
+    def _before_stop(self) -> None:
+        """Hook run while the server is still up, before it is terminated."""
+
+    def stop(self) -> None:
+        """Stop the server (its whole process group, then any child left over), remove temp dirs."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                self._before_stop()
+            except Exception:
+                pass
+            below = _descendants(proc.pid)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+            for pid in below:  # kernels live in their own sessions: stop any left over, by pid
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return ""
+
+
+class LabServer(ServerProcess):
     """A JupyterLab server on 127.0.0.1 with a random port and token; use as a context manager.
 
     ``root_dir`` is what Lab serves (notebook paths are given relative to it).
     """
 
+    name = "JupyterLab"
+
     def __init__(self, root_dir: str | os.PathLike = REPO_ROOT, *, fast: bool = True,
                  start_timeout: float = 90.0, settings: dict | None = None):
+        super().__init__(fast=fast, start_timeout=start_timeout)
         self.root_dir = pathlib.Path(root_dir).resolve()
         #: extra Lab user settings, {"@jupyterlab/<ext>:<plugin>": {...}}
         self.settings = dict(settings or {})
-        self.fast = fast
-        self.start_timeout = start_timeout
-        self.port = _free_port()
         self.token = secrets.token_hex(24)
-        self.proc: subprocess.Popen | None = None
-        self.tmp: tempfile.TemporaryDirectory | None = None
-        self.log_path: pathlib.Path | None = None
-        self._log = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _write_config(self, base: pathlib.Path) -> dict:
+    def _config(self, base: pathlib.Path) -> dict:
         config_dir, runtime_dir = base / "config", base / "runtime"
         settings = config_dir / "lab" / "user-settings" / "@jupyterlab"
         for sub, name, value in [
@@ -240,81 +338,22 @@ class LabServer:
         return {"JUPYTER_CONFIG_DIR": str(config_dir), "JUPYTER_RUNTIME_DIR": str(runtime_dir)}
 
     def start(self) -> LabServer:
-        self.tmp = tempfile.TemporaryDirectory(prefix="workbench-lab-")
-        base = pathlib.Path(self.tmp.name)
-        env = kernel_env(fast=self.fast)
-        env.update(self._write_config(base))
-        self.log_path = base / "server.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser"],
-            cwd=str(self.root_dir), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        atexit.register(self.stop)  # belt and braces: the fixture/context manager stops it first
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                log, code = self.log_tail(), self.proc.returncode
-                self.stop()
-                raise RuntimeError(f"JupyterLab exited with code {code}:\n{log}")
-            try:
-                self.api("GET", "/api/status", timeout=2)
-                return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                log = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"JupyterLab did not answer within {self.start_timeout:.0f} s:\n{log}")
-            time.sleep(0.3)
+        self._spawn([sys.executable, "-m", "jupyterlab", "--no-browser"], cwd=self.root_dir,
+                    env=kernel_env(fast=self.fast), prefix="workbench-lab-")
+        self._wait_ready(self._answers)
+        return self
 
-    def stop(self) -> None:
-        """Shut kernels down, stop the server (its whole process group), remove temp dirs."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                self.shutdown_kernels(timeout=10)
-            except Exception:
-                pass
-            below = _descendants(proc.pid)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-            for pid in below:  # kernels live in their own sessions: stop any left over, by pid
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.tmp is not None:
-            self.tmp.cleanup()
-            self.tmp = None
+    def _answers(self) -> bool:
+        try:
+            self.api("GET", "/api/status", timeout=2)
+            return True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return False
 
-    def __enter__(self) -> LabServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _before_stop(self) -> None:
+        self.shutdown_kernels(timeout=10)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-        except (OSError, AttributeError):
-            return ""
-
     def api(self, method: str, path: str, timeout: float = 10):
         req = urllib.request.Request(self.url + path, method=method,
                                      headers={"Authorization": f"token {self.token}"})
@@ -348,6 +387,8 @@ class NotebookReport:
     code_cells: int = 0
     executed_cells: int = 0
     has_views: bool = False
+    #: (widget views found on the page, widget-view outputs in the notebook)
+    widget_views: tuple = (0, 0)
     problems: list[str] = dataclasses.field(default_factory=list)
     plots: list[dict] = dataclasses.field(default_factory=list)
     slider: dict | None = None
@@ -373,7 +414,8 @@ class NotebookReport:
             sl = f"slider did not change any plot ({self.slider})"
         lines = [f"{self.path}: {'OK' if self.ok else 'FAILED'} in {self.seconds:.1f} s "
                  f"(run-all {self.run_seconds:.1f} s); cells executed {self.executed_cells}/"
-                 f"{self.code_cells}; plots drawn {drawn}/{len(self.plots)}; {sl}"]
+                 f"{self.code_cells}; plots drawn {drawn}/{len(self.plots)}; widget views on the page "
+                 f"{self.widget_views[0]} of {self.widget_views[1]}; {sl}"]
         if self.fit:
             lines.append("  fits: " + "; ".join(
                 f"{how} (column {f['column']} px, {f['views']} views): {'yes' if not f['overflows'] else str(len(f['overflows'])) + ' overflow(s)'}"
@@ -489,8 +531,14 @@ _JS_PAGE_STATE = """
   const p = window.__wbFind(path);
   const root = p ? p.content.node : document.body;
   const text = root.textContent || '';
-  const views = Array.from(root.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]'));
-  const emptyViews = views.filter(v => v.children.length === 0).length;
+  // a widget view's output area: JupyterLab 4.x gives it no data-mime-type attribute (other
+  // renderers have one), it is the widget manager's lumino Panel; older versions set the mime type
+  const views = Array.from(root.querySelectorAll('.jp-OutputArea-output')).filter(o =>
+      o.getAttribute('data-mime-type') === 'application/vnd.jupyter.widget-view+json'
+      || (o.getAttribute('data-mime-type') === null && o.classList.contains('lm-Panel')));
+  // empty: nothing drawn in it (no text, no plot, no image, no control) or no height
+  const emptyViews = views.filter(v => v.getBoundingClientRect().height < 2
+      || !((v.textContent || '').trim() || v.querySelector('svg, canvas, img, input, select, button, .js-plotly-plot'))).length;
   const errorBoxes = root.querySelectorAll('.jupyter-widgets-error-widget').length;
   return {views: views.length, empty_views: emptyViews, error_boxes: errorBoxes,
           texts: WIDGET_ERROR_TEXTS.filter(t => text.includes(t)),
@@ -656,6 +704,8 @@ class LabBrowser:
                 elif o.get("output_type") == "stream" and "Traceback (most recent call last)" in "".join(o.get("text", "")):
                     rep.problems.append(f"cell {i} printed a traceback on {o.get('name')}")
         rep.has_views = bool(mimes & {"application/vnd.jupyter.widget-view+json", "application/vnd.plotly.v1+json"})
+        model_views = sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                          for c in model["cells"] for o in c.get("outputs", []))
         if rep.executed_cells < rep.code_cells and not any("raised" in p for p in rep.problems):
             rep.problems.append(f"only {rep.executed_cells} of {rep.code_cells} code cells executed")
         final = page.evaluate(_JS_KERNEL_STATE, path)
@@ -690,8 +740,12 @@ class LabBrowser:
                                 f"texts {st['texts']}")
         if st["traceback"] and not any("raised" in p or "traceback" in p for p in rep.problems):
             rep.problems.append("an output shows a Python traceback")
+        rep.widget_views = (st["views"], model_views)
         if st["empty_views"]:
             rep.problems.append(f"{st['empty_views']} of {st['views']} widget views stayed empty")
+        if st["views"] < model_views and not (st["error_boxes"] or st["texts"]):
+            rep.problems.append(f"the notebook has {model_views} widget outputs but only {st['views']} "
+                                "widget views are on the page")
         if rep.has_views and not plots:
             rep.problems.append("the notebook has widget/plotly outputs but no plotly plot was drawn")
         for p in plots:
