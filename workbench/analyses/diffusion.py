@@ -270,6 +270,32 @@ class ScoreField:
 
 
 @torch.no_grad()
+def field_timesteps(t, ddpm) -> torch.Tensor:
+    """The timesteps (K,) a field is drawn at: ``t`` an int, a list of ints, or a ``Trajectory``
+    (its frames' timesteps, the final frame excluded); each must lie in 0..n_steps − 1."""
+    if isinstance(t, Trajectory):
+        t = [int(v) for v in t.timesteps.tolist() if v >= 0]
+    ts = torch.as_tensor(t if hasattr(t, "__iter__") else [t], dtype=torch.long).reshape(-1)
+    if len(ts) == 0 or (ts < 0).any() or (ts >= ddpm.n_steps).any():
+        raise ValueError(f"timesteps must lie in 0..{ddpm.n_steps - 1}, got {ts.tolist()}")
+    return ts
+
+
+def plane_grid(lim, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A ``resolution`` x ``resolution`` grid of the plane: ``lim`` a number (the square
+    [−lim, lim]²) or a box (x0, x1, y0, y1). Returns the x and y axes (G,) and the points
+    (G*G, 2), row-major in y."""
+    if isinstance(lim, (int, float)):
+        box = (-float(lim), float(lim), -float(lim), float(lim))
+    else:
+        box = tuple(float(v) for v in lim)
+        if len(box) != 4:
+            raise ValueError("lim must be a number or (x0, x1, y0, y1)")
+    gx, gy = torch.linspace(box[0], box[1], resolution), torch.linspace(box[2], box[3], resolution)
+    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
+    return gx, gy, torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)  # (G*G, 2)
+
+
 def score_field(
     denoiser: nn.Module,
     ddpm,
@@ -287,26 +313,13 @@ def score_field(
     grid points and timesteps in chunks of ``chunk`` evaluations. 2-D denoisers only.
     """
     _check_ddpm(ddpm)
-    if isinstance(t, Trajectory):
-        t = [int(v) for v in t.timesteps.tolist() if v >= 0]
-    ts = torch.as_tensor(t if hasattr(t, "__iter__") else [t], dtype=torch.long).reshape(-1)
-    if len(ts) == 0 or (ts < 0).any() or (ts >= ddpm.n_steps).any():
-        raise ValueError(f"timesteps must lie in 0..{ddpm.n_steps - 1}, got {ts.tolist()}")
+    ts = field_timesteps(t, ddpm)
     if not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
     shape = sample_shape_of(denoiser)
     if shape != (2,):
         raise ValueError(f"score_field draws 2-D fields; this denoiser works on samples of shape {shape}")
-    if isinstance(lim, (int, float)):
-        box = (-float(lim), float(lim), -float(lim), float(lim))
-    else:
-        box = tuple(float(v) for v in lim)
-        if len(box) != 4:
-            raise ValueError("lim must be a number or (x0, x1, y0, y1)")
-    gx = torch.linspace(box[0], box[1], resolution)
-    gy = torch.linspace(box[2], box[3], resolution)
-    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
-    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)  # (G*G, 2)
+    gx, gy, pts = plane_grid(lim, resolution)
     device = model_device(denoiser)
     K, P = len(ts), len(pts)
     allx = pts.to(device).repeat(K, 1)  # (K*P, 2)

@@ -24,7 +24,13 @@ from torch import nn
 from .._checks import check_int
 from .._device import model_device
 from .._modes import eval_mode
-from .diffusion import Trajectory, _check_ddpm, ddpm_device, sample_trajectory
+from .diffusion import (
+    _check_ddpm,
+    ddpm_device,
+    field_timesteps,
+    plane_grid,
+    sample_trajectory,
+)
 from .diffusion_quality import SampleQuality, hallucination_flags, sample_quality
 
 
@@ -66,18 +72,6 @@ class GuidedFields:
                 f"classes {list(self.classes)})")
 
 
-def _grid(lim, resolution):
-    if isinstance(lim, (int, float)):
-        box = (-float(lim), float(lim), -float(lim), float(lim))
-    else:
-        box = tuple(float(v) for v in lim)
-        if len(box) != 4:
-            raise ValueError("lim must be a number or (x0, x1, y0, y1)")
-    gx, gy = torch.linspace(box[0], box[1], resolution), torch.linspace(box[2], box[3], resolution)
-    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
-    return gx, gy, torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)  # (G*G, 2)
-
-
 @torch.no_grad()
 def guided_fields(
     denoiser: nn.Module,
@@ -98,11 +92,7 @@ def guided_fields(
     from ..methods.cfg import cfg_combine
 
     _check_ddpm(ddpm)
-    if isinstance(t, Trajectory):
-        t = [int(v) for v in t.timesteps.tolist() if v >= 0]
-    ts = torch.as_tensor(t if hasattr(t, "__iter__") else [t], dtype=torch.long).reshape(-1)
-    if len(ts) == 0 or (ts < 0).any() or (ts >= ddpm.n_steps).any():
-        raise ValueError(f"timesteps must lie in 0..{ddpm.n_steps - 1}, got {ts.tolist()}")
+    ts = field_timesteps(t, ddpm)
     check_int(resolution, "resolution", min=2)
     n_classes = getattr(denoiser, "n_classes", None)
     if classes is None:
@@ -113,7 +103,7 @@ def guided_fields(
     sc = torch.as_tensor([float(s) for s in scales], dtype=torch.float32)
     if len(sc) == 0 or len(classes) == 0:
         raise ValueError("pass at least one scale and one class")
-    gx, gy, pts = _grid(lim, resolution)
+    gx, gy, pts = plane_grid(lim, resolution)
     dev = model_device(denoiser)
     K, P = len(ts), len(pts)
     x = pts.to(dev).repeat(K, 1)  # (K*P, 2)
