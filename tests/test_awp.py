@@ -9,58 +9,32 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from two_pass_steps import data, grads, two_pass_step
 
 import workbench as wb
 from workbench.training.optim import make_optimizer
-
-
-def _data(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return wb.data.Dataset(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g))
-
-
-def _grads(model, x, y):
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    return [p.grad.detach().clone() for p in model.parameters()]
 
 
 def _manual_awp(model, x, y, gamma, lr, weight_decay=0.0):
     """The official update with plain SGD: v_l = γ‖w_l‖ g_l/‖g_l‖ on weights (ndim > 1), the
     gradient at w + v, the SGD step at w + v (weight decay there), then v subtracted."""
     ref = copy.deepcopy(model)
-    g = _grads(ref, x, y)
+    g = grads(ref, x, y)
     w = [p.detach().clone() for p in ref.parameters()]
     v = [gamma * wi.norm() * gi / (gi.norm() + 1e-20) if wi.ndim > 1 else torch.zeros_like(wi) for wi, gi in zip(w, g)]
     with torch.no_grad():
         for p, vi in zip(ref.parameters(), v):
             p.add_(vi)
-    g2 = _grads(ref, x, y)
+    g2 = grads(ref, x, y)
     return [(wi + vi - lr * (g2i + weight_decay * (wi + vi))) - vi for wi, vi, g2i in zip(w, v, g2)], v
-
-
-def _awp_step(model, x, y, **kw):
-    opt = make_optimizer("awp", list(model.parameters()), lr=kw.pop("lr"), weight_decay=kw.pop("weight_decay", None), **kw)
-    assert opt.needs_closure
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    opt.step(closure)
-    return opt
 
 
 @pytest.mark.parametrize("gamma,wd", [(0.01, 0.0), (0.2, 0.1)])
 def test_one_step_matches_the_official_update(gamma, wd):
-    ds = _data()
+    ds = data()
     model = wb.models.MLP(4, (6,), 3, seed=0)
     want, v = _manual_awp(model, ds.x, ds.y, gamma=gamma, lr=0.1, weight_decay=wd)
-    _awp_step(model, ds.x, ds.y, lr=0.1, gamma=gamma, weight_decay=wd)
+    two_pass_step("awp", model, ds.x, ds.y, lr=0.1, gamma=gamma, weight_decay=wd)
     for p, w in zip(model.parameters(), want):
         torch.testing.assert_close(p.detach(), w, rtol=1e-5, atol=1e-6)
     # the perturbation is layer-wise relative: ‖v_l‖ = γ‖w_l‖ for weights, 0 for biases
@@ -72,7 +46,7 @@ def test_one_step_matches_the_official_update(gamma, wd):
 
 
 def test_the_perturbation_raises_the_loss_and_is_undone():
-    ds = _data()
+    ds = data()
     model = wb.models.MLP(4, (6,), 3, seed=0)
     opt = make_optimizer("awp", list(model.parameters()), lr=0.1, weight_decay=None, gamma=0.05, momentum=0.0)
     opt.zero_grad()
@@ -88,7 +62,7 @@ def test_the_perturbation_raises_the_loss_and_is_undone():
 
 
 def test_warmup_steps_are_plain_sgd():
-    ds = _data(128)
+    ds = data(128)
     kw = dict(steps=3, lr=0.1, batch_size=32, progress=False)
     a, b = wb.models.MLP(4, (6,), 3, seed=0), wb.models.MLP(4, (6,), 3, seed=0)
     wb.fit(a, wb.methods.CrossEntropy(), ds, optimizer="awp", gamma=0.05, awp_warmup=3, **kw)
@@ -100,7 +74,7 @@ def test_warmup_steps_are_plain_sgd():
 
 
 def test_fit_with_awp_is_reproducible_and_recorded():
-    ds = _data(128)
+    ds = data(128)
     runs = []
     for _ in range(2):
         m = wb.models.MLP(4, (6,), 3, seed=0)
@@ -113,7 +87,7 @@ def test_fit_with_awp_is_reproducible_and_recorded():
 
 
 def test_batchnorm_keeps_the_clean_pass_statistics():
-    ds = _data(64)
+    ds = data(64)
     kw = dict(steps=1, lr=0.1, batch_size=64, progress=False)
     a = wb.models.MLP(4, (6,), 3, norm="batch", seed=0)
     b = wb.models.MLP(4, (6,), 3, norm="batch", seed=0)
@@ -135,7 +109,7 @@ def test_options_and_errors():
     with pytest.raises(ValueError, match="closure"):
         opt.step()
     with pytest.raises(ValueError, match="gamma"):   # checked by fit before anything changes
-        wb.fit(wb.models.MLP(4, (6,), 3, seed=0), wb.methods.CrossEntropy(), _data(), steps=1, optimizer="awp",
+        wb.fit(wb.models.MLP(4, (6,), 3, seed=0), wb.methods.CrossEntropy(), data(), steps=1, optimizer="awp",
                gamma=-1, progress=False)
 
 
@@ -145,10 +119,10 @@ def test_a_closure_that_raises_leaves_the_weights_where_they_were(name, options)
     (out of memory, a user's bug), the weights are back at w and the base optimizer has not
     stepped."""
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    ds = _data()
+    ds = data()
     before = [p.detach().clone() for p in model.parameters()]
     opt = make_optimizer(name, list(model.parameters()), lr=0.1, weight_decay=None, **options)
-    _grads(model, ds.x, ds.y)
+    grads(model, ds.x, ds.y)
 
     def closure():
         raise RuntimeError("boom in the second pass")

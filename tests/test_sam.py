@@ -6,27 +6,16 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
+from two_pass_steps import data, grads, two_pass_step
 
 import workbench as wb
 from workbench.training.optim import make_optimizer
 
 
-def _data(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return wb.data.Dataset(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g))
-
-
-def _grads(model, x, y):
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    return [p.grad.detach().clone() for p in model.parameters()]
-
-
 def _manual_sam(model, x, y, rho, lr, adaptive=False, weight_decay=0.0):
     """The paper's update with plain SGD (first step of momentum SGD = plain step)."""
     ref = copy.deepcopy(model)
-    g = _grads(ref, x, y)
+    g = grads(ref, x, y)
     w = [p.detach().clone() for p in ref.parameters()]
     if adaptive:
         norm = torch.stack([(wi.abs() * gi).norm() for wi, gi in zip(w, g)]).norm()
@@ -37,41 +26,25 @@ def _manual_sam(model, x, y, rho, lr, adaptive=False, weight_decay=0.0):
     with torch.no_grad():
         for p, e in zip(ref.parameters(), eps):
             p.add_(e)
-    g2 = _grads(ref, x, y)
+    g2 = grads(ref, x, y)
     return [wi - lr * (g2i + weight_decay * wi) for wi, g2i in zip(w, g2)]
-
-
-def _sam_step(model, x, y, **kw):
-    opt = make_optimizer("sam", list(model.parameters()), lr=kw.pop("lr"), weight_decay=kw.pop("weight_decay", None), **kw)
-    assert opt.needs_closure
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    opt.step(closure)
-    return opt
 
 
 @pytest.mark.parametrize("adaptive,rho", [(False, 0.05), (True, 0.5)])
 def test_one_step_matches_the_paper(adaptive, rho):
-    ds = _data()
+    ds = data()
     model = wb.models.MLP(4, (6,), 3, seed=0)
     want = _manual_sam(model, ds.x, ds.y, rho=rho, lr=0.1, adaptive=adaptive)
-    _sam_step(model, ds.x, ds.y, lr=0.1, rho=rho, adaptive=adaptive)
+    two_pass_step("sam", model, ds.x, ds.y, lr=0.1, rho=rho, adaptive=adaptive)
     for p, w in zip(model.parameters(), want):
         torch.testing.assert_close(p.detach(), w, rtol=1e-5, atol=1e-6)
 
 
 def test_weight_decay_is_not_in_the_ascent_direction():
-    ds = _data()
+    ds = data()
     model = wb.models.MLP(4, (6,), 3, seed=0)
     want = _manual_sam(model, ds.x, ds.y, rho=0.05, lr=0.1, weight_decay=0.1)
-    _sam_step(model, ds.x, ds.y, lr=0.1, rho=0.05, weight_decay=0.1)
+    two_pass_step("sam", model, ds.x, ds.y, lr=0.1, rho=0.05, weight_decay=0.1)
     for p, w in zip(model.parameters(), want):
         torch.testing.assert_close(p.detach(), w, rtol=1e-5, atol=1e-6)
 
@@ -92,7 +65,7 @@ def test_options_and_errors():
 
 
 def test_fit_with_sam_is_reproducible_and_scheduled():
-    ds = _data(128)
+    ds = data(128)
     runs = []
     for _ in range(2):
         m = wb.models.MLP(4, (6,), 3, seed=0)
@@ -109,7 +82,7 @@ def test_fit_with_sam_is_reproducible_and_scheduled():
 
 
 def test_batchnorm_keeps_the_clean_pass_statistics():
-    ds = _data(64)
+    ds = data(64)
     kw = dict(steps=1, lr=0.1, batch_size=64, progress=False)
     a = wb.models.MLP(4, (6,), 3, norm="batch", seed=0)
     b = wb.models.MLP(4, (6,), 3, norm="batch", seed=0)
@@ -126,7 +99,7 @@ def test_fit_passes_one_closure_defined_once_that_sees_each_steps_batch():
     from workbench.training.sam import SAM
     from workbench.training.step import OptimizerStep
 
-    ds = _data(96)
+    ds = data(96)
     seen = []
 
     class RecordingSAM(SAM):
